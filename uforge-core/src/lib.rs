@@ -1,0 +1,25 @@
+//! uforge-core: scan a Linux machine, work out what a package repository cannot rebuild, and
+//! rebuild the machine elsewhere.
+//!
+//! The library is synchronous. Frontends (the `uforge-scan` agent, the server, the Python
+//! module) parse their input, call one function here and render its result.
+//!
+//! ```no_run
+//! use uforge_core::scan::{scan_to_report, ScanOptions};
+//!
+//! let report = scan_to_report(&ScanOptions::new("/srv/rootfs"), &uforge_core::progress::NoProgress)?;
+//! println!("{} packages, {} files", report.header.packages.len(), report.files.len());
+//! # Ok::<(), uforge_core::Error>(())
+//! ```
+
+pub mod deb822;
+pub mod error;
+pub mod facts;
+pub mod model;
+pub mod pkgdb;
+pub mod progress;
+pub mod rawpath;
+pub mod report;
+pub mod scan;
+
+pub use error::{Error, Result};

@@ -1,0 +1,224 @@
+//! The native report encoding.
+//!
+//! Layout: the 16-byte [`MAGIC`], then one zstd stream holding records, each a little-endian
+//! `u32` length followed by a postcard-encoded [`Record`]: exactly one `Header`, any number of
+//! `File`, exactly one `Trailer`. A stream that ends before the trailer is truncated and
+//! rejected as such.
+
+use std::io::{Read, Write};
+
+use serde::{Deserialize, Serialize};
+
+use super::ReportSink;
+use crate::model::{FileEntry, ReportHeader, ReportTrailer};
+use crate::{Error, Result};
+
+/// First bytes of every native report; the digit is the format version.
+pub const MAGIC: &[u8; 16] = b"UFORGE-REPORT/1\n";
+
+/// Largest record accepted when reading: bounds memory on hostile input.
+const MAX_RECORD: usize = 256 << 20;
+
+#[derive(Serialize, Deserialize)]
+enum Record {
+    Header(Box<ReportHeader>),
+    File(FileEntry),
+    Trailer(ReportTrailer),
+}
+
+#[derive(Serialize)]
+enum RecordRef<'a> {
+    Header(&'a ReportHeader),
+    File(&'a FileEntry),
+    Trailer(&'a ReportTrailer),
+}
+
+/// Writes the native encoding to any `Write`.
+pub struct NativeWriter<W: Write> {
+    enc: Option<zstd::Encoder<'static, W>>,
+    buf: Vec<u8>,
+    what: String,
+}
+
+impl<W: Write> NativeWriter<W> {
+    /// Starts a report on `out`; `what` names it in errors.
+    pub fn new(mut out: W, what: String) -> Result<Self> {
+        let err = |e| Error::io("write", &what, e);
+        out.write_all(MAGIC).map_err(err)?;
+        let enc = zstd::Encoder::new(out, 3).map_err(err)?;
+        Ok(NativeWriter {
+            enc: Some(enc),
+            buf: Vec::with_capacity(4096),
+            what,
+        })
+    }
+
+    fn put(&mut self, rec: &RecordRef<'_>) -> Result<()> {
+        self.buf.clear();
+        self.buf.extend_from_slice(&[0; 4]);
+        let mut buf = std::mem::take(&mut self.buf);
+        buf = postcard::to_extend(rec, buf).map_err(|e| Error::MalformedReport {
+            what: self.what.clone(),
+            message: format!("cannot encode record: {e}"),
+        })?;
+        let len = (buf.len() - 4) as u32;
+        buf[..4].copy_from_slice(&len.to_le_bytes());
+        let enc = self
+            .enc
+            .as_mut()
+            .ok_or_else(|| Error::Invalid(format!("report {} already finished", self.what)))?;
+        enc.write_all(&buf)
+            .map_err(|e| Error::io("write", &self.what, e))?;
+        self.buf = buf;
+        Ok(())
+    }
+
+    /// Ends the zstd stream and returns the underlying writer, flushed.
+    pub fn into_inner(mut self) -> Result<W> {
+        let enc = self
+            .enc
+            .take()
+            .ok_or_else(|| Error::Invalid(format!("report {} already finished", self.what)))?;
+        let mut w = enc
+            .finish()
+            .map_err(|e| Error::io("write", &self.what, e))?;
+        w.flush().map_err(|e| Error::io("write", &self.what, e))?;
+        Ok(w)
+    }
+}
+
+impl<W: Write> ReportSink for NativeWriter<W> {
+    fn header(&mut self, header: &ReportHeader) -> Result<()> {
+        self.put(&RecordRef::Header(header))
+    }
+
+    fn file(&mut self, entry: &FileEntry) -> Result<()> {
+        self.put(&RecordRef::File(entry))
+    }
+
+    fn trailer(&mut self, trailer: &ReportTrailer) -> Result<()> {
+        self.put(&RecordRef::Trailer(trailer))?;
+        if let Some(enc) = self.enc.take() {
+            let mut w = enc
+                .finish()
+                .map_err(|e| Error::io("write", &self.what, e))?;
+            w.flush().map_err(|e| Error::io("write", &self.what, e))?;
+        }
+        Ok(())
+    }
+}
+
+/// Reads the native encoding from any `Read`.
+pub struct NativeReader<R: Read> {
+    dec: zstd::Decoder<'static, std::io::BufReader<R>>,
+    buf: Vec<u8>,
+    what: String,
+    header: Option<ReportHeader>,
+    trailer: Option<ReportTrailer>,
+}
+
+impl<R: Read> NativeReader<R> {
+    /// Checks the magic and prepares to decode; `what` names the report in errors.
+    pub fn new(mut input: R, what: &str) -> Result<Self> {
+        let mut magic = [0u8; 16];
+        input
+            .read_exact(&mut magic)
+            .map_err(|e| malformed(what, format!("cannot read the magic: {e}")))?;
+        if &magic != MAGIC {
+            return Err(malformed(
+                what,
+                "not a native uforge report (bad magic)".into(),
+            ));
+        }
+        let dec = zstd::Decoder::new(input).map_err(|e| malformed(what, e.to_string()))?;
+        let mut r = NativeReader {
+            dec,
+            buf: Vec::new(),
+            what: what.to_string(),
+            header: None,
+            trailer: None,
+        };
+        match r.record()? {
+            Some(Record::Header(h)) => r.header = Some(*h),
+            _ => return Err(malformed(what, "the first record is not the header".into())),
+        }
+        Ok(r)
+    }
+
+    /// The header (read when the reader was created).
+    pub fn header(&mut self) -> Result<ReportHeader> {
+        self.header
+            .take()
+            .ok_or_else(|| malformed(&self.what, "header already taken".into()))
+    }
+
+    /// The next file, or `None` once the trailer is reached.
+    pub fn next_file(&mut self) -> Result<Option<FileEntry>> {
+        if self.trailer.is_some() {
+            return Ok(None);
+        }
+        match self.record()? {
+            Some(Record::File(f)) => Ok(Some(f)),
+            Some(Record::Trailer(t)) => {
+                self.trailer = Some(t);
+                Ok(None)
+            }
+            Some(Record::Header(_)) => Err(malformed(&self.what, "a second header".into())),
+            None => Err(malformed(
+                &self.what,
+                "truncated: the stream ends before the trailer".into(),
+            )),
+        }
+    }
+
+    /// The trailer; only available once [`NativeReader::next_file`] returned `None`.
+    pub fn trailer(&mut self) -> Result<ReportTrailer> {
+        self.trailer
+            .take()
+            .ok_or_else(|| malformed(&self.what, "trailer not reached".into()))
+    }
+
+    fn record(&mut self) -> Result<Option<Record>> {
+        let mut len = [0u8; 4];
+        match read_full(&mut self.dec, &mut len) {
+            Ok(0) => return Ok(None),
+            Ok(4) => {}
+            Ok(_) => return Err(malformed(&self.what, "truncated record length".into())),
+            Err(e) => return Err(malformed(&self.what, format!("decompression failed: {e}"))),
+        }
+        let len = u32::from_le_bytes(len) as usize;
+        if len > MAX_RECORD {
+            return Err(malformed(
+                &self.what,
+                format!("record of {len} bytes exceeds the limit"),
+            ));
+        }
+        self.buf.resize(len, 0);
+        self.dec
+            .read_exact(&mut self.buf)
+            .map_err(|e| malformed(&self.what, format!("truncated record: {e}")))?;
+        postcard::from_bytes(&self.buf)
+            .map(Some)
+            .map_err(|e| malformed(&self.what, format!("undecodable record: {e}")))
+    }
+}
+
+fn read_full(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+fn malformed(what: &str, message: String) -> Error {
+    Error::MalformedReport {
+        what: what.to_string(),
+        message,
+    }
+}

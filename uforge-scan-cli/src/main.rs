@@ -1,0 +1,35 @@
+//! `uforge-scan`: scans a Linux machine so that it can be rebuilt on another platform.
+
+mod cli;
+mod progress;
+mod scan_cmd;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let args = cli::Cli::parse();
+    let result = match args.command {
+        cli::Command::Scan(a) => scan_cmd::scan(a),
+        cli::Command::ExportJson(a) => scan_cmd::export_json(a),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("uforge-scan: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// A reader that closed our stdout (`| head`) is not an error worth reporting.
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            || matches!(c.downcast_ref::<uforge_core::Error>(),
+                Some(uforge_core::Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
