@@ -13,13 +13,16 @@
 //! ```
 
 pub mod deb822;
+pub mod blobstore;
 pub mod error;
 pub mod facts;
 pub mod model;
+pub mod overlay;
 pub mod pkgdb;
 pub mod progress;
 pub mod rawpath;
 pub mod report;
+pub mod repo;
 pub mod scan;
 
 pub use error::{Error, Result};

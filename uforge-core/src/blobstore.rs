@@ -1,0 +1,1 @@
+//! Content-addressed storage of file contents, keyed by SHA-256.

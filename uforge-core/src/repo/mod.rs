@@ -1,0 +1,1 @@
+//! Package repositories: what they hold and the official digests of their files.
