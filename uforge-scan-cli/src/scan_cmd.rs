@@ -15,6 +15,7 @@ use crate::progress::Bar;
 struct Tee<'a> {
     inner: &'a mut dyn ReportSink,
     header: Option<ReportHeader>,
+    quiet: bool,
 }
 
 impl ReportSink for Tee<'_> {
@@ -27,7 +28,7 @@ impl ReportSink for Tee<'_> {
     }
     fn trailer(&mut self, t: &uforge_core::model::ReportTrailer) -> uforge_core::Result<()> {
         self.inner.trailer(t)?;
-        if !t.errors.is_empty() {
+        if !self.quiet {
             let shown = t.errors.iter().take(5);
             for e in shown {
                 eprintln!(
@@ -60,6 +61,7 @@ pub fn scan(args: ScanArgs) -> Result<()> {
     let mut tee = Tee {
         inner: sink.as_mut(),
         header: None,
+        quiet: args.quiet || !std::io::stderr().is_terminal(),
     };
     let stats = scan::scan(&opts, &mut tee, &bar).with_context(|| {
         // A half-written report must not pass for a whole one.
