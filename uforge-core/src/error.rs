@@ -36,6 +36,38 @@ pub enum Error {
     /// The caller asked for something that cannot be done.
     #[error("{0}")]
     Invalid(String),
+    /// A package repository, or something fetched from one, could not be used.
+    #[error("{what}: {message}")]
+    Repo {
+        /// What it is about: a URL, a package, a file, a sources line.
+        what: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// A URL names nothing (HTTP 404 or 410, or a missing `file:` path). Kept apart from
+    /// [`Error::Repo`] because callers fall back to other names (`InRelease` to `Release`).
+    #[error("{url}: not found")]
+    NotFound {
+        /// The URL that was asked for.
+        url: String,
+    },
+    /// An overlay could not be written faithfully, or one being read is malformed or does not
+    /// match what was asked for.
+    #[error("overlay member {member}: {message}")]
+    Overlay {
+        /// The member (in-root path, or the raw tar name when it has none yet).
+        member: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// Data handed to a blob store does not hash to, or is not the size of, what it claimed.
+    #[error("blob {sha256}: {message}")]
+    BlobMismatch {
+        /// The claimed SHA-256, in hex.
+        sha256: String,
+        /// What differs.
+        message: String,
+    },
 }
 
 /// Result alias for `uforge-core`.

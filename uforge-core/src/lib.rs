@@ -12,8 +12,10 @@
 //! # Ok::<(), uforge_core::Error>(())
 //! ```
 
-pub mod deb822;
+pub mod analysis;
 pub mod blobstore;
+pub mod canon;
+pub mod deb822;
 pub mod error;
 pub mod facts;
 pub mod model;
@@ -21,8 +23,8 @@ pub mod overlay;
 pub mod pkgdb;
 pub mod progress;
 pub mod rawpath;
-pub mod report;
 pub mod repo;
+pub mod report;
 pub mod scan;
 
 pub use error::{Error, Result};

@@ -33,6 +33,18 @@ pub enum Command {
     Scan(ScanArgs),
     /// Print the JSON form of a native report.
     ExportJson(ExportArgs),
+    /// Work out what the repositories cannot rebuild: missing packages, modified, deleted and
+    /// unknown files, and the exact list of paths the overlay must carry.
+    #[command(after_help = "Example:\n  \
+        uforge-scan analyze --report web01.ufr \\\n    \
+        --repo 'deb http://deb.debian.org/debian bookworm main' \\\n    \
+        --repo 'deb http://deb.debian.org/debian-security bookworm-security main' \\\n    \
+        -o web01.analysis.json")]
+    Analyze(AnalyzeArgs),
+    /// Stream the overlay tar of exactly the paths an analysis wants, read from the root.
+    Overlay(OverlayArgs),
+    /// Compare two reports: packages and files added, removed or changed.
+    Compare(CompareArgs),
 }
 
 /// Arguments of `scan`.
@@ -67,4 +79,63 @@ pub struct ExportArgs {
     /// Write to this file instead of standard output.
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     pub output: Option<PathBuf>,
+}
+
+/// Arguments of `analyze`.
+#[derive(Debug, Args)]
+pub struct AnalyzeArgs {
+    /// The report to analyse.
+    #[arg(long, value_name = "REPORT")]
+    pub report: PathBuf,
+    /// A repository in sources.list syntax: `deb [options] URI SUITE [COMPONENT...]`, or
+    /// `deb [trusted=yes] file:/path ./` for a flat local repository. Repeat for several.
+    #[arg(long = "repo", value_name = "LINE", required = true)]
+    pub repos: Vec<String>,
+    /// An earlier report of the same machine: what it holds is not shipped again.
+    #[arg(long, value_name = "REPORT")]
+    pub previous: Vec<PathBuf>,
+    /// Keyring that signs the repositories (default: the Debian archive keyring).
+    #[arg(long, value_name = "FILE")]
+    pub keyring: Option<PathBuf>,
+    /// Where repository indexes and packages are cached.
+    #[arg(long, value_name = "DIR", env = "UFORGE_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Write the analysis (JSON) here; `-` for standard output.
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: PathBuf,
+    /// Print no progress and no summary.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+/// Arguments of `overlay`.
+#[derive(Debug, Args)]
+pub struct OverlayArgs {
+    /// The report the analysis was made from.
+    #[arg(long, value_name = "REPORT")]
+    pub report: PathBuf,
+    /// The analysis (`uforge-scan analyze -o`).
+    #[arg(long, value_name = "FILE")]
+    pub analysis: PathBuf,
+    /// Root to read the files from (default: the root the report was made of).
+    #[arg(long, value_name = "DIR")]
+    pub root: Option<PathBuf>,
+    /// Write the tar here; `-` for standard output.
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: PathBuf,
+    /// Print no progress and no summary.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+/// Arguments of `compare`.
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// The earlier report.
+    pub before: PathBuf,
+    /// The later report.
+    pub after: PathBuf,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }

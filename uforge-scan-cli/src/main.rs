@@ -1,5 +1,6 @@
 //! `uforge-scan`: scans a Linux machine so that it can be rebuilt on another platform.
 
+mod analyze_cmd;
 mod cli;
 mod progress;
 mod scan_cmd;
@@ -13,6 +14,9 @@ fn main() -> ExitCode {
     let result = match args.command {
         cli::Command::Scan(a) => scan_cmd::scan(a),
         cli::Command::ExportJson(a) => scan_cmd::export_json(a),
+        cli::Command::Analyze(a) => analyze_cmd::analyze(a),
+        cli::Command::Overlay(a) => analyze_cmd::overlay(a),
+        cli::Command::Compare(a) => analyze_cmd::compare(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -5,6 +5,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use super::PackageDb;
+use crate::canon::Canon;
 use crate::model::Package;
 use crate::{deb822, Error, Result};
 
@@ -89,20 +90,7 @@ impl DpkgDb {
                     .and_then(|s| s.lines().next().map(str::to_string))
             });
 
-        let mut name_count: HashMap<&str, u32> = HashMap::new();
-        for p in &packages {
-            *name_count.entry(p.name.as_str()).or_default() += 1;
-        }
-        let keys: Vec<String> = packages
-            .iter()
-            .map(|p| {
-                if name_count[p.name.as_str()] > 1 {
-                    format!("{}:{}", p.name, p.arch)
-                } else {
-                    p.name.clone()
-                }
-            })
-            .collect();
+        let keys = super::package_keys(&packages);
         let by_key: HashMap<String, u32> = keys
             .iter()
             .enumerate()
@@ -118,7 +106,15 @@ impl DpkgDb {
             native_arch,
             packages,
         };
-        let mut canon = Canon::new(root);
+        let mut canon = Canon::new(|p: &[u8]| {
+            let full = crate::rawpath::join(root, p);
+            match std::fs::symlink_metadata(&full) {
+                Ok(m) if m.file_type().is_symlink() => std::fs::read_link(&full)
+                    .ok()
+                    .map(|t| t.as_os_str().as_bytes().to_vec()),
+                _ => None,
+            }
+        });
         db.conffiles = conffiles
             .into_iter()
             .map(|c| c.into_iter().map(|(p, m)| (canon.path(&p), m)).collect())
@@ -142,7 +138,11 @@ impl DpkgDb {
         }
     }
 
-    fn load_lists(&mut self, info: &Path, canon: &mut Canon) -> Result<()> {
+    fn load_lists(
+        &mut self,
+        info: &Path,
+        canon: &mut Canon<impl FnMut(&[u8]) -> Option<Vec<u8>>>,
+    ) -> Result<()> {
         let rd = match std::fs::read_dir(info) {
             Ok(rd) => rd,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
@@ -240,107 +240,6 @@ fn read_text(path: &Path) -> Result<String> {
     })
 }
 
-/// Resolves the directory part of in-root paths through the root's symlinks, so that paths a
-/// package lists (`/bin/ls`) match the paths a walk of the root finds (`/usr/bin/ls`).
-struct Canon<'a> {
-    root: &'a Path,
-    dirs: HashMap<Vec<u8>, Vec<u8>>,
-}
-
-impl<'a> Canon<'a> {
-    fn new(root: &'a Path) -> Self {
-        Canon {
-            root,
-            dirs: HashMap::new(),
-        }
-    }
-
-    /// The path with its parent directory resolved; the last component is kept as is because
-    /// a package may own the symlink itself.
-    fn path(&mut self, path: &[u8]) -> Vec<u8> {
-        let (parent, name) = split_last(path);
-        let mut out = self.dir(parent, 0);
-        if out != b"/" {
-            out.push(b'/');
-        }
-        out.extend_from_slice(name);
-        out
-    }
-
-    fn dir(&mut self, dir: &[u8], depth: u32) -> Vec<u8> {
-        if dir.is_empty() || dir == b"/" {
-            return b"/".to_vec();
-        }
-        if let Some(c) = self.dirs.get(dir) {
-            return c.clone();
-        }
-        let (parent, name) = split_last(dir);
-        let cparent = self.dir(parent, depth);
-        let candidate = join(&cparent, name);
-        let full = crate::rawpath::join(self.root, &candidate);
-        let resolved = match std::fs::symlink_metadata(&full) {
-            Ok(m) if m.file_type().is_symlink() && depth < 40 => match std::fs::read_link(&full) {
-                Ok(t) => {
-                    let t = t.as_os_str().as_bytes();
-                    let target = if t.starts_with(b"/") {
-                        lexical(b"/", t)
-                    } else {
-                        lexical(&cparent, t)
-                    };
-                    self.dir(&target, depth + 1)
-                }
-                Err(_) => candidate,
-            },
-            _ => candidate,
-        };
-        self.dirs.insert(dir.to_vec(), resolved.clone());
-        resolved
-    }
-}
-
-fn split_last(path: &[u8]) -> (&[u8], &[u8]) {
-    match path.iter().rposition(|&b| b == b'/') {
-        Some(0) => (b"/", &path[1..]),
-        Some(i) => (&path[..i], &path[i + 1..]),
-        None => (b"/", path),
-    }
-}
-
-fn join(dir: &[u8], name: &[u8]) -> Vec<u8> {
-    let mut out = dir.to_vec();
-    if out != b"/" {
-        out.push(b'/');
-    }
-    out.extend_from_slice(name);
-    out
-}
-
-/// Applies a relative path to a base lexically, `..` popping a component (never above `/`).
-fn lexical(base: &[u8], rel: &[u8]) -> Vec<u8> {
-    let mut parts: Vec<&[u8]> = base
-        .split(|&b| b == b'/')
-        .filter(|c| !c.is_empty())
-        .collect();
-    for c in rel.split(|&b| b == b'/') {
-        match c {
-            b"" | b"." => {}
-            b".." => {
-                parts.pop();
-            }
-            c => parts.push(c),
-        }
-    }
-    let mut out = Vec::new();
-    for p in parts {
-        out.push(b'/');
-        out.extend_from_slice(p);
-    }
-    if out.is_empty() {
-        out.push(b'/');
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -376,11 +275,5 @@ mod tests {
         assert_eq!(db.owner(b"/bin"), Some("coreutils"));
         assert_eq!(db.owner(b"/usr/bin/cat"), None);
         assert_eq!(db.conffiles("oldconf")[0].0, b"/etc/oldconf.conf");
-    }
-
-    #[test]
-    fn lexical_paths() {
-        assert_eq!(lexical(b"/usr/lib", b"../bin"), b"/usr/bin");
-        assert_eq!(lexical(b"/", b"../../x"), b"/x");
     }
 }

@@ -2,6 +2,7 @@
 
 mod dpkg;
 
+use std::collections::HashMap;
 use std::path::Path;
 
 pub use dpkg::DpkgDb;
@@ -32,4 +33,24 @@ pub fn open(root: &Path) -> Result<Option<Box<dyn PackageDb + Send + Sync>>> {
         return Ok(Some(Box::new(DpkgDb::open(root)?)));
     }
     Ok(None)
+}
+
+/// The names that identify packages in a report's `package` fields: the plain name, or
+/// `name:arch` when several architectures of the same name are installed (as dpkg names them).
+/// One per package, in the same order.
+pub fn package_keys(packages: &[Package]) -> Vec<String> {
+    let mut count: HashMap<&str, u32> = HashMap::new();
+    for p in packages {
+        *count.entry(p.name.as_str()).or_default() += 1;
+    }
+    packages
+        .iter()
+        .map(|p| {
+            if count[p.name.as_str()] > 1 {
+                format!("{}:{}", p.name, p.arch)
+            } else {
+                p.name.clone()
+            }
+        })
+        .collect()
 }

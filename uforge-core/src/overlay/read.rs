@@ -1,0 +1,680 @@
+//! Reading an overlay: a strict tar parser that checks every member against the report entry
+//! asked for, and streams file contents into a blob store staging area that is committed only
+//! once the whole archive has been verified.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io::{BufReader, ErrorKind, Read};
+
+use super::names::in_root_path;
+use super::pax;
+use super::sparse::{self, Extent, MapParser};
+use super::ustar::{self, Block, BLOCK};
+use crate::blobstore::{BlobStaging, BlobStore};
+use crate::model::{FileEntry, FileKind, RawPath};
+use crate::{rawpath, Error, Result};
+
+/// Bounds on what an overlay may make the reader do: an archive from a machine is untrusted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadLimits {
+    /// Largest regular file, in bytes (sparse files counted at their full size).
+    pub max_member_size: u64,
+    /// Most bytes read from the stream, and most bytes of file content stored.
+    pub max_total: u64,
+    /// Most members (extended headers not counted).
+    pub max_members: u64,
+    /// Most bytes of extended header data (pax records, GNU long names, a sparse map) for one
+    /// member, and for all global headers together.
+    pub max_pax_header: usize,
+}
+
+impl Default for ReadLimits {
+    /// Generous limits for whole servers: 64 GiB per file, 1 TiB in all, ten million members,
+    /// 1 MiB of extended headers per member.
+    fn default() -> Self {
+        ReadLimits {
+            max_member_size: 64 << 30,
+            max_total: 1 << 40,
+            max_members: 10_000_000,
+            max_pax_header: 1 << 20,
+        }
+    }
+}
+
+/// What a verified overlay held.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OverlayReceipt {
+    /// Members read (extended headers not counted).
+    pub members: u64,
+    /// Distinct file contents stored or verified.
+    pub blobs: u64,
+    /// Bytes of regular file content, sparse files counted at their full size.
+    pub content_bytes: u64,
+}
+
+/// Reads and verifies an overlay against what was asked for, storing file contents in `store`.
+/// `expected` maps every wanted in-root path to its report entry. On any violation returns an
+/// error naming the member, and nothing is committed to the store.
+///
+/// Every member must be expected, appear once, have the report's kind, mode, owner, mtime,
+/// xattrs, link target or device number, and for a regular file the report's size and SHA-256.
+/// A hard link must point to an earlier regular file member of the same content; a hard link
+/// whose first name is not expected may come as the regular file itself. Every expected entry
+/// but sockets must be present.
+pub fn read_overlay<R: Read>(
+    input: R,
+    expected: &HashMap<RawPath, FileEntry>,
+    store: &dyn BlobStore,
+    limits: &ReadLimits,
+) -> Result<OverlayReceipt> {
+    let mut staging = store.stage()?;
+    let mut r = Reader {
+        input: Input {
+            r: BufReader::with_capacity(256 << 10, input),
+            consumed: 0,
+            max: limits.max_total,
+        },
+        expected,
+        limits,
+        seen: HashMap::new(),
+        blobs: HashSet::new(),
+        receipt: OverlayReceipt::default(),
+        name: Vec::new(),
+    };
+    r.run(&mut *staging)?;
+    r.check_complete()?;
+    staging.commit()?;
+    r.receipt.blobs = r.blobs.len() as u64;
+    Ok(r.receipt)
+}
+
+/// What extended headers (pax records, GNU long names) say about the next member.
+#[derive(Debug, Clone, Default)]
+struct Ext {
+    path: Option<Vec<u8>>,
+    linkpath: Option<Vec<u8>>,
+    size: Option<u64>,
+    uid: Option<u64>,
+    gid: Option<u64>,
+    mtime: Option<(i64, u32)>,
+    devmajor: Option<u64>,
+    devminor: Option<u64>,
+    xattrs: BTreeMap<String, Vec<u8>>,
+    sparse_major: Option<u64>,
+    sparse_minor: Option<u64>,
+    sparse_name: Option<Vec<u8>>,
+    sparse_realsize: Option<u64>,
+}
+
+impl Ext {
+    /// Applies one pax record. An empty value unsets the field (how a local header cancels a
+    /// global one). Unknown keys are ignored, as pax requires.
+    fn apply(&mut self, key: &str, v: &[u8]) -> std::result::Result<(), String> {
+        let num = |v: &[u8]| {
+            (!v.is_empty())
+                .then(|| pax::parse_u64(v).ok_or(format!("pax {key} is not a number")))
+                .transpose()
+        };
+        let bytes = |v: &[u8]| (!v.is_empty()).then(|| v.to_vec());
+        match key {
+            "path" => self.path = bytes(v),
+            "linkpath" => self.linkpath = bytes(v),
+            "size" => self.size = num(v)?,
+            "uid" => self.uid = num(v)?,
+            "gid" => self.gid = num(v)?,
+            "SCHILY.devmajor" => self.devmajor = num(v)?,
+            "SCHILY.devminor" => self.devminor = num(v)?,
+            "GNU.sparse.major" => self.sparse_major = num(v)?,
+            "GNU.sparse.minor" => self.sparse_minor = num(v)?,
+            "GNU.sparse.name" => self.sparse_name = bytes(v),
+            "GNU.sparse.realsize" => self.sparse_realsize = num(v)?,
+            "mtime" => {
+                self.mtime = (!v.is_empty())
+                    .then(|| pax::parse_time(v).ok_or("pax mtime is not a time"))
+                    .transpose()?
+            }
+            "hdrcharset" if !matches!(v, b"BINARY" | b"ISO-IR 10646 2000 UTF-8" | b"") => {
+                return Err("unknown pax hdrcharset".into())
+            }
+            k if k.starts_with("GNU.sparse.") => {
+                return Err(format!("unsupported sparse format record {k}"))
+            }
+            k => {
+                if let Some(name) = k.strip_prefix("SCHILY.xattr.") {
+                    if v.is_empty() {
+                        self.xattrs.remove(name);
+                    } else {
+                        self.xattrs.insert(name.to_string(), v.to_vec());
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+struct Input<R> {
+    r: BufReader<R>,
+    consumed: u64,
+    max: u64,
+}
+
+impl<R: Read> Input<R> {
+    /// Reads some bytes. The end of the stream is an `UnexpectedEof` error: every caller is in
+    /// the middle of something the archive promised.
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        loop {
+            match self.r.read(buf) {
+                Ok(0) if !buf.is_empty() => return Err(ErrorKind::UnexpectedEof.into()),
+                Ok(n) => {
+                    self.consumed = self.consumed.saturating_add(n as u64);
+                    if self.consumed > self.max {
+                        return Err(std::io::Error::new(
+                            ErrorKind::InvalidData,
+                            format!("the archive is larger than the limit of {} bytes", self.max),
+                        ));
+                    }
+                    return Ok(n);
+                }
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    fn read_exact(&mut self, mut buf: &mut [u8]) -> std::io::Result<()> {
+        while !buf.is_empty() {
+            let n = self.read(buf)?;
+            buf = &mut buf[n..];
+        }
+        Ok(())
+    }
+
+    /// The next block, or `None` when the stream ends cleanly before it.
+    fn block(&mut self) -> std::io::Result<Option<Block>> {
+        let mut b = [0; BLOCK];
+        match self.read(&mut b) {
+            Err(e) if e.kind() == ErrorKind::UnexpectedEof => return Ok(None),
+            Err(e) => return Err(e),
+            Ok(n) => self.read_exact(&mut b[n..])?,
+        }
+        Ok(Some(b))
+    }
+
+    /// Skips the padding after `size` bytes of member data.
+    fn skip_padding(&mut self, size: u64) -> std::io::Result<()> {
+        let pad = (BLOCK as u64 - size % BLOCK as u64) as usize % BLOCK;
+        self.read_exact(&mut [0; BLOCK][..pad])
+    }
+
+    /// Reads `size` bytes of extended header data (already checked against the limit).
+    fn data(&mut self, size: usize) -> std::io::Result<Vec<u8>> {
+        let mut v = vec![0; size];
+        self.read_exact(&mut v)?;
+        self.skip_padding(size as u64)?;
+        Ok(v)
+    }
+}
+
+fn bad(member: impl Into<String>, message: impl Into<String>) -> Error {
+    Error::Overlay {
+        member: member.into(),
+        message: message.into(),
+    }
+}
+
+/// Turns a failure to read the stream into an error about the member being read.
+fn input_err(member: &str, e: std::io::Error) -> Error {
+    match e.kind() {
+        ErrorKind::UnexpectedEof => bad(member, "truncated: the stream ends inside this member"),
+        ErrorKind::InvalidData => bad(member, e.to_string()),
+        _ => Error::io("read", "overlay input", e),
+    }
+}
+
+struct Reader<'a, R> {
+    input: Input<R>,
+    expected: &'a HashMap<RawPath, FileEntry>,
+    limits: &'a ReadLimits,
+    /// Members read so far; regular files with their digest, for hard links to check against.
+    seen: HashMap<RawPath, Option<[u8; 32]>>,
+    blobs: HashSet<[u8; 32]>,
+    receipt: OverlayReceipt,
+    name: Vec<u8>,
+}
+
+impl<R: Read> Reader<'_, R> {
+    fn run(&mut self, staging: &mut dyn BlobStaging) -> Result<()> {
+        let mut globals = Ext::default();
+        let mut global_bytes = 0usize;
+        let mut local: Option<Ext> = None;
+        let mut local_bytes = 0usize;
+        let (mut long_name, mut long_link) = (None, None);
+        let max_ext = self.limits.max_pax_header;
+        loop {
+            let at = self.input.consumed;
+            let block = self.input.block().map_err(|e| input_err("(header)", e))?;
+            let Some(block) = block else {
+                return Err(bad(
+                    "(end)",
+                    "truncated: the stream ends without the end-of-archive blocks",
+                ));
+            };
+            if ustar::is_zero(&block) {
+                let next = self.input.block().map_err(|e| input_err("(end)", e))?;
+                return match next {
+                    None => Err(bad("(end)", "truncated: only one end-of-archive block")),
+                    Some(b) if !ustar::is_zero(&b) => Err(bad(
+                        "(end)",
+                        format!("a lone zero block at byte {at} inside the archive"),
+                    )),
+                    _ if local.is_some() || long_name.is_some() || long_link.is_some() => {
+                        Err(bad("(end)", "extended header without a member"))
+                    }
+                    _ => Ok(()),
+                };
+            }
+            ustar::full_name(&block, &mut self.name);
+            let raw = rawpath::display(&self.name);
+            if !ustar::checksum_ok(&block) {
+                return Err(bad(raw, format!("bad header checksum at byte {at}")));
+            }
+            let magic = &block[ustar::MAGIC.0..ustar::MAGIC.0 + ustar::MAGIC.1];
+            if magic != ustar::MAGIC_POSIX && magic != ustar::MAGIC_GNU {
+                return Err(bad(raw, "not a ustar header"));
+            }
+            let size = ustar::parse_octal(&block, ustar::SIZE)
+                .ok_or_else(|| bad(&raw, "malformed size field"))?;
+            let flag = block[ustar::TYPEFLAG];
+            if matches!(flag, b'x' | b'g' | b'L' | b'K') {
+                let total = if flag == b'g' {
+                    &mut global_bytes
+                } else {
+                    &mut local_bytes
+                };
+                *total = total.saturating_add(usize::try_from(size).unwrap_or(usize::MAX));
+                if *total > max_ext {
+                    return Err(bad(
+                        raw,
+                        format!("extended headers over the limit of {max_ext} bytes"),
+                    ));
+                }
+                let data = self
+                    .input
+                    .data(size as usize)
+                    .map_err(|e| input_err(&raw, e))?;
+                match flag {
+                    b'x' => {
+                        let ext = local.get_or_insert_with(|| globals.clone());
+                        pax::parse(&data, |k, v| ext.apply(k, v)).map_err(|m| bad(&raw, m))?;
+                    }
+                    b'g' => {
+                        pax::parse(&data, |k, v| globals.apply(k, v)).map_err(|m| bad(&raw, m))?;
+                    }
+                    _ => {
+                        // GNU long names are NUL-terminated strings.
+                        let end = data.iter().position(|&c| c == 0).unwrap_or(data.len());
+                        let v = Some(data[..end].to_vec());
+                        if flag == b'L' {
+                            long_name = v;
+                        } else {
+                            long_link = v;
+                        }
+                    }
+                }
+                continue;
+            }
+            let mut ext = local.take().unwrap_or_else(|| globals.clone());
+            local_bytes = 0;
+            if let Some(n) = long_name.take() {
+                ext.path.get_or_insert(n);
+            }
+            if let Some(l) = long_link.take() {
+                ext.linkpath.get_or_insert(l);
+            }
+            self.member(&block, ext, size, staging)?;
+        }
+    }
+
+    fn member(
+        &mut self,
+        block: &Block,
+        ext: Ext,
+        header_size: u64,
+        staging: &mut dyn BlobStaging,
+    ) -> Result<()> {
+        self.receipt.members += 1;
+        let flag = block[ustar::TYPEFLAG];
+        let sparse = ext.sparse_major.is_some() || ext.sparse_minor.is_some();
+        let raw_name = match (&ext.sparse_name, &ext.path) {
+            (Some(n), _) if sparse => n.clone(),
+            (_, _) if sparse => {
+                return Err(bad(
+                    rawpath::display(&self.name),
+                    "sparse member without GNU.sparse.name",
+                ))
+            }
+            (_, Some(p)) => p.clone(),
+            _ => self.name.clone(),
+        };
+        let path = in_root_path(&raw_name, flag == b'5')
+            .map_err(|why| bad(rawpath::display(&raw_name), format!("refused name: {why}")))?;
+        let member = rawpath::display(&path);
+        if self.receipt.members > self.limits.max_members {
+            return Err(bad(
+                member,
+                format!("more than the limit of {} members", self.limits.max_members),
+            ));
+        }
+        let size = ext.size.unwrap_or(header_size);
+        let logical = if sparse {
+            if (ext.sparse_major, ext.sparse_minor) != (Some(1), Some(0)) {
+                return Err(bad(
+                    member,
+                    "unsupported sparse format (only PAX 1.0 is read)",
+                ));
+            }
+            ext.sparse_realsize
+                .ok_or_else(|| bad(&member, "sparse member without GNU.sparse.realsize"))?
+        } else {
+            size
+        };
+        if size.max(logical) > self.limits.max_member_size {
+            return Err(bad(
+                member,
+                format!(
+                    "{} bytes is over the limit of {} per member",
+                    size.max(logical),
+                    self.limits.max_member_size
+                ),
+            ));
+        }
+        if self.seen.contains_key(&path) {
+            return Err(bad(member, "appears twice in the overlay"));
+        }
+        let want = self
+            .expected
+            .get(&path)
+            .ok_or_else(|| bad(&member, "was not asked for"))?;
+        let kind = match flag {
+            b'0' | 0 => FileKind::File,
+            b'1' => FileKind::Hardlink,
+            b'2' => FileKind::Symlink,
+            b'3' => FileKind::Char,
+            b'4' => FileKind::Block,
+            b'5' => FileKind::Dir,
+            b'6' => FileKind::Fifo,
+            other => {
+                return Err(bad(
+                    member,
+                    format!("unsupported member type {:?}", other as char),
+                ))
+            }
+        };
+        // A hard link whose first name is not in the overlay is carried as the file itself.
+        let promoted = kind == FileKind::File
+            && want.kind == FileKind::Hardlink
+            && !want
+                .target
+                .as_ref()
+                .is_some_and(|t| self.expected.contains_key(t));
+        if kind != want.kind && !promoted {
+            return Err(bad(
+                member,
+                format!(
+                    "is a {} in the overlay but a {} in the report",
+                    kind.as_str(),
+                    want.kind.as_str()
+                ),
+            ));
+        }
+        if sparse && kind != FileKind::File {
+            return Err(bad(member, "sparse data on something that is not a file"));
+        }
+        check_meta(block, &ext, want).map_err(|m| bad(&member, m))?;
+        if kind != FileKind::File && size != 0 {
+            return Err(bad(member, format!("a {} with data", kind.as_str())));
+        }
+
+        let link = ext
+            .linkpath
+            .as_deref()
+            .unwrap_or_else(|| ustar::text(block, ustar::LINKNAME));
+        let mut digest = None;
+        match kind {
+            FileKind::Symlink if want.target.as_deref() != Some(link) => {
+                return Err(bad(
+                    member,
+                    format!(
+                        "symlink target {:?} differs from the report's",
+                        rawpath::display(link)
+                    ),
+                ));
+            }
+            FileKind::Hardlink => {
+                let target = in_root_path(link, false)
+                    .map_err(|why| bad(&member, format!("refused hard link target: {why}")))?;
+                match self.seen.get(&target) {
+                    Some(Some(d)) if Some(*d) == want.sha256 => {}
+                    Some(Some(_)) => {
+                        return Err(bad(member, "hard link to a file of other content"))
+                    }
+                    _ => {
+                        return Err(bad(
+                            member,
+                            format!(
+                                "hard link target {} is not an earlier regular file of the overlay",
+                                rawpath::display(&target)
+                            ),
+                        ))
+                    }
+                }
+            }
+            FileKind::Char | FileKind::Block => {
+                let dev = |f, v: Option<u64>| {
+                    v.or_else(|| ustar::parse_octal(block, f))
+                        .and_then(|n| u32::try_from(n).ok())
+                };
+                let rdev =
+                    dev(ustar::DEVMAJOR, ext.devmajor).zip(dev(ustar::DEVMINOR, ext.devminor));
+                if rdev != want.rdev {
+                    return Err(bad(member, "device number differs from the report's"));
+                }
+            }
+            FileKind::File => {
+                let sha = want
+                    .sha256
+                    .ok_or_else(|| bad(&member, "the report has no digest for it"))?;
+                if logical != want.size {
+                    return Err(bad(
+                        member,
+                        format!("{logical} bytes, the report says {}", want.size),
+                    ));
+                }
+                self.receipt.content_bytes = self.receipt.content_bytes.saturating_add(logical);
+                if self.receipt.content_bytes > self.limits.max_total {
+                    return Err(bad(member, "file contents over the total limit"));
+                }
+                self.content(&member, sha, size, logical, sparse, staging)?;
+                digest = Some(sha);
+            }
+            _ => {}
+        }
+        self.seen.insert(path, digest);
+        Ok(())
+    }
+
+    /// Streams one regular file's content (expanding a sparse one) into the staging area.
+    fn content(
+        &mut self,
+        member: &str,
+        sha: [u8; 32],
+        size: u64,
+        logical: u64,
+        sparse: bool,
+        staging: &mut dyn BlobStaging,
+    ) -> Result<()> {
+        let mut map = MapParser::default();
+        let mut map_bytes = 0u64;
+        if sparse {
+            let max = self.limits.max_pax_header;
+            loop {
+                if map_bytes + BLOCK as u64 > size || map_bytes + BLOCK as u64 > max as u64 {
+                    return Err(bad(member, "sparse map runs past the member or the limit"));
+                }
+                let mut b = [0; BLOCK];
+                self.input
+                    .read_exact(&mut b)
+                    .map_err(|e| input_err(member, e))?;
+                map_bytes += BLOCK as u64;
+                if map.feed(&b, max / 4).map_err(|m| bad(member, m))? {
+                    break;
+                }
+            }
+            let data = sparse::check_extents(&map.extents, logical).map_err(|m| bad(member, m))?;
+            if data != size - map_bytes {
+                return Err(bad(
+                    member,
+                    "sparse map does not account for the member's data",
+                ));
+            }
+        } else {
+            map.extents.push((0, logical));
+        }
+        let mut data = MemberData {
+            input: &mut self.input,
+            extents: &map.extents,
+            next: 0,
+            pos: 0,
+            size: logical,
+            failure: None,
+        };
+        if let Err(e) = staging.put(&sha, logical, &mut data) {
+            return Err(match (data.failure.take(), e) {
+                (Some(f), _) => input_err(member, f),
+                (None, Error::BlobMismatch { message, .. }) => bad(member, message),
+                (None, e) => e,
+            });
+        }
+        self.input
+            .skip_padding(size)
+            .map_err(|e| input_err(member, e))?;
+        self.blobs.insert(sha);
+        Ok(())
+    }
+
+    fn check_complete(&self) -> Result<()> {
+        let mut missing: Vec<&RawPath> = self
+            .expected
+            .iter()
+            .filter(|(p, e)| e.kind != FileKind::Socket && !self.seen.contains_key(*p))
+            .map(|(p, _)| p)
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        missing.sort();
+        let first: Vec<String> = missing
+            .iter()
+            .take(5)
+            .map(|p| rawpath::display(p))
+            .collect();
+        Err(bad(
+            first[0].clone(),
+            format!(
+                "missing from the overlay ({} expected members missing: {}{})",
+                missing.len(),
+                first.join(", "),
+                if missing.len() > 5 { ", ..." } else { "" }
+            ),
+        ))
+    }
+}
+
+/// Checks mode, owner, mtime and xattrs against the report entry.
+fn check_meta(b: &Block, ext: &Ext, want: &FileEntry) -> std::result::Result<(), String> {
+    let field = |f, v: Option<u64>, what| {
+        v.or_else(|| ustar::parse_octal(b, f))
+            .ok_or_else(|| format!("malformed {what} field"))
+    };
+    let mode = field(ustar::MODE, None, "mode")? & 0o7777;
+    if mode != u64::from(want.mode) {
+        return Err(format!(
+            "mode {mode:o} differs from the report's {:o}",
+            want.mode
+        ));
+    }
+    let owner = (
+        field(ustar::UID, ext.uid, "uid")?,
+        field(ustar::GID, ext.gid, "gid")?,
+    );
+    if owner != (u64::from(want.uid), u64::from(want.gid)) {
+        return Err(format!(
+            "owner {}:{} differs from the report's {}:{}",
+            owner.0, owner.1, want.uid, want.gid
+        ));
+    }
+    let mtime = match ext.mtime {
+        Some(t) => t,
+        None => (
+            i64::try_from(field(ustar::MTIME, None, "mtime")?).map_err(|e| e.to_string())?,
+            0,
+        ),
+    };
+    if mtime != (want.mtime, want.mtime_nsec) {
+        return Err("mtime differs from the report's".into());
+    }
+    if ext.xattrs != want.xattrs {
+        return Err("extended attributes differ from the report's".into());
+    }
+    Ok(())
+}
+
+/// One member's content as the blob store sees it: the logical file, holes as zeros.
+struct MemberData<'a, R> {
+    input: &'a mut Input<R>,
+    /// Data extents (a dense file is one extent covering it).
+    extents: &'a [Extent],
+    next: usize,
+    pos: u64,
+    size: u64,
+    /// Why the archive could not be read, kept so the caller can blame the member rather than
+    /// the store that saw the error.
+    failure: Option<std::io::Error>,
+}
+
+impl<R: Read> Read for MemberData<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while let Some(&(off, len)) = self.extents.get(self.next) {
+            if self.pos < off + len {
+                break;
+            }
+            self.next += 1;
+        }
+        if buf.is_empty() || self.pos >= self.size {
+            return Ok(0);
+        }
+        let (off, end) = self
+            .extents
+            .get(self.next)
+            .map_or((self.size, self.size), |&(o, l)| (o, o + l));
+        let want = |limit: u64| buf.len().min(usize::try_from(limit).unwrap_or(usize::MAX));
+        if self.pos < off {
+            let n = want(off - self.pos);
+            buf[..n].fill(0);
+            self.pos += n as u64;
+            return Ok(n);
+        }
+        let n = want(end - self.pos);
+        match self.input.read(&mut buf[..n]) {
+            Ok(got) => {
+                self.pos += got as u64;
+                Ok(got)
+            }
+            Err(e) => {
+                let kind = e.kind();
+                self.failure = Some(e);
+                Err(std::io::Error::new(kind, "overlay input failed"))
+            }
+        }
+    }
+}

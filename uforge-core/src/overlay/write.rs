@@ -1,0 +1,429 @@
+//! Writing an overlay: the wanted entries of a report, metadata from the report and contents
+//! from disk, streamed as a POSIX pax archive ([`super::output`] does the buffering and hashing).
+
+use std::collections::{HashMap, HashSet};
+use std::ffi::OsStr;
+use std::fs::File;
+use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::Path;
+
+use super::names::{is_clean, member_name};
+use super::output::{self, Output};
+use super::pax;
+use super::sparse::{self, Extent};
+use super::ustar::{self, Block, BLOCK};
+use crate::model::{FileEntry, FileKind, RawPath, ScanError};
+use crate::progress::Progress;
+use crate::report::ReportReader;
+use crate::{rawpath, Error, Result};
+
+/// What writing an overlay did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OverlayStats {
+    /// Members written (extended headers not counted).
+    pub members: u64,
+    /// Bytes of tar written, end-of-archive blocks included.
+    pub bytes: u64,
+    /// Bytes of regular file content, sparse files counted at their full size.
+    pub content_bytes: u64,
+    /// Wanted entries tar cannot carry (sockets), left out on purpose.
+    pub skipped: u64,
+    /// Files that changed since the scan (or that the scan could not read) and were left out.
+    pub changed: Vec<ScanError>,
+}
+
+/// Streams a standard tar of exactly the entries of `report` whose path is in `wanted`, reading
+/// contents from `root`, into `out`. Order = report order (parents before children, first hard
+/// link before others). Memory stays bounded (4 MiB of buffers) whatever the size;
+/// contents are hashed on a second thread while the next ones are read.
+///
+/// A regular file whose size, mtime or type no longer match the report is left out and listed
+/// in [`OverlayStats::changed`]; the caller must not expect it. A file whose content changed
+/// without its size or mtime changing is only noticed once it has been streamed, when its
+/// digest differs: the archive is then unusable and an error is returned. Sockets are counted
+/// in [`OverlayStats::skipped`]. A hard link whose first name is not wanted is written as the
+/// regular file in its place, and later names of the inode link to it.
+pub fn write_overlay<W: Write>(
+    root: &Path,
+    report: &mut ReportReader,
+    wanted: &HashSet<RawPath>,
+    out: W,
+    progress: &dyn Progress,
+) -> Result<OverlayStats> {
+    let mut full = root.as_os_str().as_bytes().to_vec();
+    // In-root paths start with '/': a root of "/" must contribute nothing.
+    while full.last() == Some(&b'/') {
+        full.pop();
+    }
+    output::with_output(out, |out| {
+        let mut w = Writer {
+            out,
+            root_len: full.len(),
+            full,
+            name: Vec::new(),
+            pax: Vec::new(),
+            map: Vec::new(),
+            extents: Vec::new(),
+            wanted,
+            left_out_files: HashSet::new(),
+            promoted: HashMap::new(),
+            stats: OverlayStats::default(),
+            progress,
+        };
+        progress.phase("overlay", None);
+        while let Some(e) = report.next_file()? {
+            if wanted.contains(&e.path) {
+                w.entry(&e)?;
+            }
+        }
+        w.out.put(&[0; 2 * BLOCK])?;
+        progress.finish();
+        w.stats.bytes = w.out.pos();
+        Ok(w.stats)
+    })
+}
+
+struct Writer<'a, 'o, W> {
+    out: &'a mut Output<'o, W>,
+    /// Host path of the entry at hand: the root, then the in-root path (reused, not allocated).
+    full: Vec<u8>,
+    root_len: usize,
+    name: Vec<u8>,
+    pax: Vec<u8>,
+    map: Vec<u8>,
+    extents: Vec<Extent>,
+    wanted: &'a HashSet<RawPath>,
+    /// Wanted regular files left out because they changed: their further names go too.
+    left_out_files: HashSet<RawPath>,
+    /// First name of an inode (not wanted) -> the wanted name written as its regular file.
+    promoted: HashMap<RawPath, RawPath>,
+    stats: OverlayStats,
+    progress: &'a dyn Progress,
+}
+
+impl<W: Write> Writer<'_, '_, W> {
+    fn entry(&mut self, e: &FileEntry) -> Result<()> {
+        let link_ok = e.kind != FileKind::Hardlink || e.target.as_deref().is_none_or(is_clean);
+        if !is_clean(&e.path) || !link_ok {
+            return Err(overlay_err(
+                e,
+                "the report holds a path that is not a clean in-root path".into(),
+            ));
+        }
+        let flag = match e.kind {
+            FileKind::Socket => {
+                self.stats.skipped += 1;
+                return Ok(());
+            }
+            FileKind::File => {
+                if !self.file(e)? {
+                    self.left_out_files.insert(e.path.clone());
+                }
+                return Ok(());
+            }
+            FileKind::Hardlink => return self.hardlink(e),
+            FileKind::Dir => b'5',
+            FileKind::Symlink => b'2',
+            FileKind::Fifo => b'6',
+            FileKind::Char => b'3',
+            FileKind::Block => b'4',
+        };
+        if e.kind == FileKind::Symlink && e.target.is_none() {
+            self.left_out(e, "unreadable", "the scan recorded no link target".into());
+            return Ok(());
+        }
+        self.header(e, flag, 0, e.target.as_deref(), false)?;
+        self.progress.advance(1, 0);
+        Ok(())
+    }
+
+    fn hardlink(&mut self, e: &FileEntry) -> Result<()> {
+        let Some(first) = &e.target else {
+            self.file(e)?;
+            return Ok(());
+        };
+        if self.wanted.contains(first) {
+            if self.left_out_files.contains(first) {
+                let why = format!(
+                    "its first name {} changed since the scan and was left out",
+                    rawpath::display(first)
+                );
+                self.left_out(e, "changed", why);
+                return Ok(());
+            }
+            return self.link_to(e, first);
+        }
+        if let Some(p) = self.promoted.get(first) {
+            let p = p.clone();
+            return self.link_to(e, &p);
+        }
+        if self.file(e)? {
+            self.promoted.insert(first.clone(), e.path.clone());
+        }
+        Ok(())
+    }
+
+    fn link_to(&mut self, e: &FileEntry, first: &[u8]) -> Result<()> {
+        let mut link = Vec::new();
+        member_name(first, false, &mut link);
+        self.header(e, b'1', 0, Some(&link), false)?;
+        self.progress.advance(1, 0);
+        Ok(())
+    }
+
+    fn left_out(&mut self, e: &FileEntry, op: &str, message: String) {
+        self.stats.changed.push(ScanError {
+            path: e.path.clone(),
+            op: op.to_string(),
+            message,
+        });
+    }
+
+    /// Writes a regular file, or returns false when it is left out (changed since the scan).
+    fn file(&mut self, e: &FileEntry) -> Result<bool> {
+        let Some(digest) = e.sha256 else {
+            self.left_out(e, "unreadable", "the scan recorded no digest".into());
+            return Ok(false);
+        };
+        self.full.truncate(self.root_len);
+        self.full.extend_from_slice(&e.path);
+        let path = Path::new(OsStr::from_bytes(&self.full));
+        let meta = match std::fs::symlink_metadata(path) {
+            Ok(m) => m,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                self.left_out(e, "changed", "vanished since the scan".into());
+                return Ok(false);
+            }
+            Err(err) => return Err(Error::io("stat", path, err)),
+        };
+        if let Some(why) = differs(&meta, e) {
+            self.left_out(e, "changed", why);
+            return Ok(false);
+        }
+        let file = match open_nofollow(path) {
+            Ok(f) => f,
+            Err(err)
+                if err.kind() == std::io::ErrorKind::NotFound
+                    || err.raw_os_error() == Some(libc::ELOOP) =>
+            {
+                self.left_out(e, "changed", format!("replaced since the scan: {err}"));
+                return Ok(false);
+            }
+            Err(err) => return Err(Error::io("open", path, err)),
+        };
+        let now = file
+            .metadata()
+            .map_err(|err| Error::io("stat", path, err))?;
+        if (now.dev(), now.ino()) != (meta.dev(), meta.ino()) {
+            self.left_out(e, "changed", "replaced while being opened".into());
+            return Ok(false);
+        }
+
+        let sparse = e.allocated < e.size
+            && sparse::data_extents(&file, e.size, &mut self.extents)
+                .map_err(|err| Error::io("seek", path, err))?;
+        let data_len = if sparse {
+            self.map.clear();
+            sparse::push_map(&mut self.map, &self.extents, e.size);
+            self.map.len() as u64 + self.extents.iter().map(|x| x.1).sum::<u64>()
+        } else {
+            e.size
+        };
+        self.header(e, b'0', data_len, None, sparse)?;
+
+        let path = Path::new(OsStr::from_bytes(&self.full));
+        let mut pos = 0u64;
+        if sparse {
+            self.out.put(&self.map)?;
+            for &(off, len) in &self.extents {
+                self.out.hash_zeros(off - pos);
+                pos = off + self.out.copy_from(&file, path, off, len)?;
+                if pos < off + len {
+                    break;
+                }
+            }
+            if pos == self.extents.last().map_or(0, |x| x.0 + x.1) {
+                self.out.hash_zeros(e.size - pos);
+                pos = e.size;
+            }
+        } else {
+            pos = self.out.copy_from(&file, path, 0, e.size)?;
+        }
+        if pos < e.size {
+            return Err(overlay_err(
+                e,
+                format!("shrank while being read ({} bytes expected)", e.size),
+            ));
+        }
+        self.out.pad()?;
+        self.out.end_file(digest, &e.path);
+        if self.out.failed() {
+            // The hashing thread has the error naming the file; stopping lets it surface.
+            return Err(Error::Invalid("overlay abandoned".into()));
+        }
+        self.stats.content_bytes += e.size;
+        self.progress.advance(1, e.size);
+        Ok(true)
+    }
+
+    /// Writes the headers of one member: a pax extended header for whatever ustar cannot hold,
+    /// then the ustar block. `size` is the member's data size in the archive.
+    fn header(
+        &mut self,
+        e: &FileEntry,
+        flag: u8,
+        size: u64,
+        link: Option<&[u8]>,
+        sparse: bool,
+    ) -> Result<()> {
+        member_name(&e.path, flag == b'5', &mut self.name);
+        let name = &self.name[..];
+        let mut b: Block = [0; BLOCK];
+        let pax = &mut self.pax;
+        pax.clear();
+
+        let split = ustar::split_at(name);
+        let name_in_pax = sparse || (name.len() > ustar::NAME.1 && split.is_none());
+        let link_in_pax = link.is_some_and(|l| l.len() > ustar::LINKNAME.1);
+        let utf8 = |s: &[u8]| std::str::from_utf8(s).is_ok();
+        if (name_in_pax && !utf8(name)) || (link_in_pax && link.is_some_and(|l| !utf8(l))) {
+            // pax values are UTF-8 unless declared otherwise; raw names must be declared.
+            pax::push(pax, b"hdrcharset", b"BINARY");
+        }
+
+        if sparse {
+            pax::push(pax, b"GNU.sparse.major", b"1");
+            pax::push(pax, b"GNU.sparse.minor", b"0");
+            pax::push(pax, b"GNU.sparse.name", name);
+            pax::push_number(pax, b"GNU.sparse.realsize", e.size);
+            // What a reader without sparse support extracts the raw member as.
+            let base = name.rsplit(|&c| c == b'/').next().unwrap_or(name);
+            let fake = [&b"GNUSparseFile.0/"[..], base].concat();
+            ustar::put_bytes(&mut b, ustar::NAME, &fake[..fake.len().min(ustar::NAME.1)]);
+        } else if name.len() <= ustar::NAME.1 {
+            ustar::put_bytes(&mut b, ustar::NAME, name);
+        } else if let Some(i) = split {
+            ustar::put_bytes(&mut b, ustar::PREFIX, &name[..i]);
+            ustar::put_bytes(&mut b, ustar::NAME, &name[i + 1..]);
+        } else {
+            pax::push(pax, b"path", name);
+            ustar::put_bytes(&mut b, ustar::NAME, &name[..ustar::NAME.1]);
+        }
+        if let Some(link) = link {
+            if link_in_pax {
+                pax::push(pax, b"linkpath", link);
+            }
+            let n = link.len().min(ustar::LINKNAME.1);
+            ustar::put_bytes(&mut b, ustar::LINKNAME, &link[..n]);
+        }
+
+        ustar::put_octal(&mut b, ustar::MODE, u64::from(e.mode & 0o7777));
+        for (field, key, v) in [
+            (ustar::UID, &b"uid"[..], e.uid),
+            (ustar::GID, b"gid", e.gid),
+        ] {
+            if !ustar::put_octal(&mut b, field, u64::from(v)) {
+                pax::push_number(pax, key, u64::from(v));
+            }
+        }
+        if !ustar::put_octal(&mut b, ustar::SIZE, size) {
+            pax::push_number(pax, b"size", size);
+        }
+        let secs = u64::try_from(e.mtime).ok();
+        if !secs.is_some_and(|s| ustar::put_octal(&mut b, ustar::MTIME, s)) || e.mtime_nsec != 0 {
+            pax::push_time(pax, b"mtime", e.mtime, e.mtime_nsec);
+        }
+        b[ustar::TYPEFLAG] = flag;
+        ustar::put_bytes(&mut b, ustar::MAGIC, ustar::MAGIC_POSIX);
+        for (field, key, v) in [
+            (ustar::UNAME, &b"uname"[..], &e.user),
+            (ustar::GNAME, b"gname", &e.group),
+        ] {
+            match v.as_deref() {
+                Some(n) if n.len() < field.1 => ustar::put_bytes(&mut b, field, n.as_bytes()),
+                Some(n) => pax::push(pax, key, n.as_bytes()),
+                None => {}
+            }
+        }
+        if flag == b'3' || flag == b'4' {
+            let (major, minor) = e.rdev.unwrap_or((0, 0));
+            if !ustar::put_octal(&mut b, ustar::DEVMAJOR, u64::from(major)) {
+                pax::push_number(pax, b"SCHILY.devmajor", u64::from(major));
+            }
+            if !ustar::put_octal(&mut b, ustar::DEVMINOR, u64::from(minor)) {
+                pax::push_number(pax, b"SCHILY.devminor", u64::from(minor));
+            }
+        }
+        for (k, v) in &e.xattrs {
+            if k.contains('=') {
+                return Err(overlay_err(
+                    e,
+                    format!("extended attribute name {k:?} contains '=', which pax cannot carry"),
+                ));
+            }
+            pax::push_parts(pax, &[b"SCHILY.xattr.", k.as_bytes()], &[v]);
+        }
+        ustar::set_checksum(&mut b);
+
+        if !self.pax.is_empty() {
+            let mut x: Block = [0; BLOCK];
+            ustar::put_bytes(&mut x, ustar::NAME, b"././@PaxHeader");
+            ustar::put_octal(&mut x, ustar::MODE, 0o644);
+            ustar::put_octal(&mut x, ustar::UID, 0);
+            ustar::put_octal(&mut x, ustar::GID, 0);
+            ustar::put_octal(&mut x, ustar::SIZE, self.pax.len() as u64);
+            ustar::put_octal(&mut x, ustar::MTIME, 0);
+            x[ustar::TYPEFLAG] = b'x';
+            ustar::put_bytes(&mut x, ustar::MAGIC, ustar::MAGIC_POSIX);
+            ustar::set_checksum(&mut x);
+            self.out.put(&x)?;
+            self.out.put(&self.pax)?;
+            self.out.pad()?;
+        }
+        self.out.put(&b)?;
+        self.stats.members += 1;
+        Ok(())
+    }
+}
+
+/// Why a file on disk no longer matches its report entry, if it does not.
+fn differs(meta: &std::fs::Metadata, e: &FileEntry) -> Option<String> {
+    if !meta.file_type().is_file() {
+        return Some("no longer a regular file".into());
+    }
+    if meta.size() != e.size {
+        return Some(format!(
+            "size changed from {} to {} bytes",
+            e.size,
+            meta.size()
+        ));
+    }
+    if (meta.mtime(), meta.mtime_nsec()) != (e.mtime, i64::from(e.mtime_nsec)) {
+        return Some("modified since the scan (mtime differs)".into());
+    }
+    None
+}
+
+fn overlay_err(e: &FileEntry, message: String) -> Error {
+    Error::Overlay {
+        member: rawpath::display(&e.path),
+        message,
+    }
+}
+
+/// Opens without following a final symlink and, where allowed, without touching the atime.
+fn open_nofollow(path: &Path) -> std::io::Result<File> {
+    let open = |flags| {
+        File::options()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | flags)
+            .open(path)
+    };
+    // O_NOATIME is refused (EPERM) on files the caller does not own unless privileged.
+    open(libc::O_NOATIME).or_else(|e| match e.raw_os_error() {
+        Some(libc::EPERM) => open(0),
+        _ => Err(e),
+    })
+}
