@@ -2,7 +2,8 @@
 # Installs what the test suite needs on a Debian machine (as root). Quick when all is present.
 set -euo pipefail
 pkgs=(mmdebstrap attr libcap2-bin bc time util-linux findutils coreutils dpkg dpkg-dev
-    gpgv gpg debian-archive-keyring gzip xz-utils tar curl ca-certificates libarchive-tools)
+    gpgv gpg debian-archive-keyring gzip xz-utils tar curl ca-certificates libarchive-tools
+    postgresql postgresql-client libpq-dev python3)
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f '${db:Status-Status}' "$p" 2>/dev/null | grep -qx installed || missing+=("$p")

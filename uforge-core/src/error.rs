@@ -60,6 +60,14 @@ pub enum Error {
         /// What is wrong.
         message: String,
     },
+    /// A package could not be rebuilt as a `.deb` from a report and the blobs of its overlay.
+    #[error("recreating {package}: {message}")]
+    Recreate {
+        /// The package (`name_version_arch`).
+        package: String,
+        /// What is missing or wrong.
+        message: String,
+    },
     /// Data handed to a blob store does not hash to, or is not the size of, what it claimed.
     #[error("blob {sha256}: {message}")]
     BlobMismatch {

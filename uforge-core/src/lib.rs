@@ -23,6 +23,7 @@ pub mod overlay;
 pub mod pkgdb;
 pub mod progress;
 pub mod rawpath;
+pub mod recreate;
 pub mod repo;
 pub mod report;
 pub mod scan;

@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::connect::ConnectArgs;
+
 /// Scan a Linux machine for migration.
 ///
 /// uforge-scan records what a machine is made of: its operating system, installation settings
@@ -45,6 +47,12 @@ pub enum Command {
     Overlay(OverlayArgs),
     /// Compare two reports: packages and files added, removed or changed.
     Compare(CompareArgs),
+    /// Scan this machine for a uforge server: send the report, receive the analysis, stream
+    /// the overlay of what the repositories cannot rebuild. A second run with the same name is
+    /// incremental. Nothing is written on the scanned machine.
+    #[command(after_help = "Example:\n  \
+        UFORGE_TOKEN=... uforge-scan run -U https://uforge.example:8443 -u alice -n web01 --cacert server.pem")]
+    Run(RunArgs),
 }
 
 /// Arguments of `scan`.
@@ -138,4 +146,27 @@ pub struct CompareArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+}
+
+/// Arguments of `run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The server and credentials.
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+    /// Machine name on the server.
+    #[arg(short = 'n', long = "name", value_name = "NAME")]
+    pub name: String,
+    /// Root directory to scan.
+    #[arg(long, default_value = "/", value_name = "DIR")]
+    pub root: PathBuf,
+    /// Leave out a file or directory (a path inside the root). Repeat for several.
+    #[arg(short = 'e', long = "exclude", value_name = "PATH")]
+    pub exclude: Vec<PathBuf>,
+    /// Threads that read and checksum files (default: one per core).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub threads: usize,
+    /// Print no progress and no summary.
+    #[arg(short, long)]
+    pub quiet: bool,
 }

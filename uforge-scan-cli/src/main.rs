@@ -2,7 +2,9 @@
 
 mod analyze_cmd;
 mod cli;
+mod connect;
 mod progress;
+mod run_cmd;
 mod scan_cmd;
 
 use std::process::ExitCode;
@@ -17,6 +19,7 @@ fn main() -> ExitCode {
         cli::Command::Analyze(a) => analyze_cmd::analyze(a),
         cli::Command::Overlay(a) => analyze_cmd::overlay(a),
         cli::Command::Compare(a) => analyze_cmd::compare(a),
+        cli::Command::Run(a) => run_cmd::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

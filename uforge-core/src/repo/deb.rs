@@ -42,6 +42,54 @@ pub(crate) fn read_manifest(input: impl Read, key: PackageKey) -> Result<DebMani
     })
 }
 
+/// Reads a whole `.deb` stream and returns its `control` file (from `control.tar`), for
+/// indexing a repository of built packages.
+pub(crate) fn read_control(input: impl Read) -> Result<Vec<u8>, String> {
+    let mut version = None;
+    let mut control = None;
+    ar::for_each_member(input, |name, r| {
+        if name == "debian-binary" {
+            let mut v = String::new();
+            r.take(64)
+                .read_to_string(&mut v)
+                .map_err(|e| format!("reading {name}: {e}"))?;
+            version = Some(v.trim().to_string());
+        } else if let Some(ext) = name.strip_prefix("control.tar") {
+            control = Some(read_control_member(decompress(ext, r, name)?, name)?);
+        }
+        Ok(())
+    })?;
+    match version.as_deref() {
+        Some(v) if v.starts_with("2.") => {}
+        Some(v) => return Err(format!("unsupported .deb format version {v:?}")),
+        None => return Err("not a .deb (no debian-binary member)".into()),
+    }
+    control
+        .ok_or("no control.tar member")?
+        .ok_or_else(|| "control.tar has no control file".into())
+}
+
+/// The `control` file of a `control.tar`, if it has one. Its size is capped: a control file is a
+/// few kilobytes, and the archive may come from anywhere.
+fn read_control_member(input: impl Read, member: &str) -> Result<Option<Vec<u8>>, String> {
+    const MAX: u64 = 16 << 20;
+    let bad = |e: std::io::Error| format!("reading {member}: {e}");
+    let mut tar = tar::Archive::new(input);
+    for entry in tar.entries().map_err(bad)? {
+        let entry = entry.map_err(bad)?;
+        if rawpath::normalize(&entry.path_bytes()).as_deref() != Some(b"/control") {
+            continue;
+        }
+        let mut text = Vec::new();
+        entry.take(MAX + 1).read_to_end(&mut text).map_err(bad)?;
+        if text.len() as u64 > MAX {
+            return Err(format!("{member}: control file larger than {MAX} bytes"));
+        }
+        return Ok(Some(text));
+    }
+    Ok(None)
+}
+
 /// A decompressing reader for a member named `*.tar{ext}`.
 fn decompress<'a>(
     ext: &str,

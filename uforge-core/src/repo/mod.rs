@@ -30,7 +30,7 @@ use crate::{Error, Result};
 
 mod ar;
 mod cache;
-mod deb;
+pub(crate) mod deb;
 mod debian;
 mod fetch;
 mod open;

@@ -131,3 +131,71 @@ pub fn in_root(root: &Path, p: &Path) -> Vec<u8> {
     out.extend_from_slice(rel.as_os_str().as_bytes());
     out
 }
+
+/// A fresh database on a real PostgreSQL server: the one `UFORGE_TEST_PG` names (a base URL
+/// such as `postgres://postgres@127.0.0.1:54329`, as `tests/run.sh` sets), or else a throwaway
+/// cluster started for this test process.
+pub fn postgres_url() -> String {
+    static BASE: OnceLock<String> = OnceLock::new();
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let base = BASE.get_or_init(|| match std::env::var("UFORGE_TEST_PG") {
+        Ok(url) => url,
+        Err(_) => start_cluster(),
+    });
+    let name = format!(
+        "uforge_test_{}_{}",
+        std::process::id(),
+        N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    );
+    run_ok(
+        Command::new("psql")
+            .arg(format!("{base}/postgres"))
+            .args(["-qc", &format!("CREATE DATABASE {name}")]),
+    );
+    format!("{base}/{name}")
+}
+
+fn start_cluster() -> String {
+    let bin = Path::new("/usr/lib/postgresql/15/bin");
+    let dir = std::env::temp_dir().join(format!("uforge-pg-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    run_ok(Command::new("chown").arg("postgres:postgres").arg(&dir));
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let as_pg = |args: &[&std::ffi::OsStr]| {
+        run_ok(
+            Command::new("runuser")
+                .args(["-u", "postgres", "--"])
+                .args(args),
+        );
+    };
+    let data = dir.join("data");
+    as_pg(&[
+        bin.join("initdb").as_os_str(),
+        "-D".as_ref(),
+        data.as_os_str(),
+        "-A".as_ref(),
+        "trust".as_ref(),
+        "-U".as_ref(),
+        "postgres".as_ref(),
+    ]);
+    let opts = format!(
+        "-p {port} -k {} -c listen_addresses=127.0.0.1",
+        dir.display()
+    );
+    as_pg(&[
+        bin.join("pg_ctl").as_os_str(),
+        "-D".as_ref(),
+        data.as_os_str(),
+        "-l".as_ref(),
+        dir.join("log").as_os_str(),
+        "-o".as_ref(),
+        opts.as_ref(),
+        "-w".as_ref(),
+        "start".as_ref(),
+    ]);
+    format!("postgres://postgres@127.0.0.1:{port}")
+}

@@ -1,0 +1,134 @@
+//! The live scan: the five steps of a migration scan, run by the agent on the source machine.
+//!
+//! 1. check the connection and credentials;
+//! 2. scan the root into a compressed report held in memory (nothing is written on the scanned
+//!    machine);
+//! 3. post it and receive the analysis;
+//! 4. stream the overlay of exactly what the analysis wants from the disk to the socket through
+//!    a pipe;
+//! 5. the server stores it and recreates missing packages.
+
+use std::collections::HashSet;
+use std::io::{BufReader, Cursor};
+use std::sync::Arc;
+
+use serde_json::Value;
+use uforge_core::analysis::Analysis;
+use uforge_core::model::RawPath;
+use uforge_core::overlay::{write_overlay, OverlayStats};
+use uforge_core::progress::Progress;
+use uforge_core::report::native::NativeWriter;
+use uforge_core::report::ReportReader;
+use uforge_core::scan::{scan, ScanOptions};
+
+use crate::client::{Client, ClientError};
+
+/// What to scan and under which machine name.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Machine name on the server; a second run with the same name is incremental.
+    pub machine: String,
+    /// The scan itself (root, excludes, threads).
+    pub scan: ScanOptions,
+}
+
+/// What a run did.
+#[derive(Debug)]
+pub struct RunSummary {
+    /// The server's scan id.
+    pub scan_id: i64,
+    /// The server's analysis of the report.
+    pub analysis: Analysis,
+    /// What the overlay carried.
+    pub overlay: OverlayStats,
+    /// Size of the compressed report sent.
+    pub report_bytes: u64,
+    /// The server's answer to the overlay (status, stored members, recreated packages).
+    pub result: Value,
+}
+
+/// Shares one in-memory report between readers without copying it.
+#[derive(Clone)]
+struct Shared(Arc<Vec<u8>>);
+
+impl AsRef<[u8]> for Shared {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+/// Runs a live scan against the server.
+pub fn run(
+    client: &Client,
+    opts: &RunOptions,
+    progress: &dyn Progress,
+) -> Result<RunSummary, ClientError> {
+    progress.phase("connect", None);
+    client.health()?;
+    let created = client.create_scan(&opts.machine)?;
+    let scan_id = created["id"]
+        .as_i64()
+        .ok_or_else(|| ClientError::Protocol {
+            url: "/scans".into(),
+            message: format!("no scan id in {created}"),
+        })?;
+
+    progress.phase("scan", None);
+    let mut buf = Vec::new();
+    {
+        let mut sink = NativeWriter::new(&mut buf, "the report in memory".into())?;
+        scan(&opts.scan, &mut sink, progress)?;
+    }
+    let report = Shared(Arc::new(buf));
+    let report_bytes = report.0.len() as u64;
+
+    progress.phase("report", Some(report_bytes));
+    let analysis = client.post_report(scan_id, &mut Cursor::new(report.clone()))?;
+
+    progress.phase("overlay", Some(analysis.stats.wanted_bytes));
+    let wanted: HashSet<RawPath> = analysis.wanted.iter().cloned().collect();
+    let mut reader = ReportReader::from_reader(
+        BufReader::new(Cursor::new(report.clone())),
+        "the report in memory",
+    )?;
+    let root = opts.scan.root.clone();
+    let (pipe_rx, pipe_tx) = std::io::pipe().map_err(|e| uforge_core::Error::io("pipe", "", e))?;
+    let (written, sent) = std::thread::scope(|s| {
+        let writer = s.spawn(move || write_overlay(&root, &mut reader, &wanted, pipe_tx, progress));
+        let mut body = pipe_rx;
+        let sent = client.put_overlay(scan_id, &mut body);
+        // If the upload stopped early, the writer fails on the closed pipe: drop our end so
+        // it cannot block.
+        drop(body);
+        (writer.join(), sent)
+    });
+    let overlay = match written {
+        Ok(Ok(stats)) => stats,
+        // The writer's error is the cause; the server only saw the stream end early.
+        Ok(Err(e)) => return Err(ClientError::Core(e)),
+        Err(_) => {
+            return Err(ClientError::Protocol {
+                url: "overlay".into(),
+                message: "the overlay writer panicked".into(),
+            })
+        }
+    };
+    let result = sent?;
+    progress.finish();
+    if !overlay.changed.is_empty() {
+        let first = &overlay.changed[0];
+        return Err(ClientError::Core(uforge_core::Error::Invalid(format!(
+            "{} files changed while the machine was being scanned (first: {}: {}); run the scan again",
+            overlay.changed.len(),
+            String::from_utf8_lossy(&first.path),
+            first.message
+        ))));
+    }
+    Ok(RunSummary {
+        scan_id,
+        analysis,
+        overlay,
+        report_bytes,
+        result,
+    })
+}

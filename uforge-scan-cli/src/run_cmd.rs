@@ -1,0 +1,62 @@
+//! `run`: the live scan against a server.
+
+use std::io::IsTerminal;
+use std::os::unix::ffi::OsStrExt;
+
+use anyhow::{Context, Result};
+use uforge_client::agent::{self, RunOptions};
+use uforge_core::scan::ScanOptions;
+
+use crate::cli::RunArgs;
+use crate::progress::Bar;
+
+pub fn run(args: RunArgs) -> Result<()> {
+    let client = args.connect.client()?;
+    let mut scan = ScanOptions::new(&args.root);
+    scan.tool = format!("uforge-scan {}", env!("CARGO_PKG_VERSION"));
+    scan.excludes = args
+        .exclude
+        .iter()
+        .map(|p| p.as_os_str().as_bytes().to_vec())
+        .collect();
+    scan.threads = args.threads;
+    let opts = RunOptions {
+        machine: args.name.clone(),
+        scan,
+    };
+    let bar = Bar::new(args.quiet);
+    let summary = agent::run(&client, &opts, &bar).with_context(|| {
+        format!(
+            "scan of {} for {} failed",
+            args.root.display(),
+            args.connect.url
+        )
+    })?;
+    if !args.quiet && std::io::stderr().is_terminal() {
+        let a = &summary.analysis;
+        eprintln!(
+            "scan {} of {} complete: report {} KiB, {} of {} entries shipped ({:.1} MiB in {} tar members)",
+            summary.scan_id,
+            args.name,
+            summary.report_bytes / 1024,
+            a.wanted.len(),
+            a.stats.entries,
+            summary.overlay.bytes as f64 / 1048576.0,
+            summary.overlay.members
+        );
+        eprintln!(
+            "  {} missing packages, {} modified, {} deleted, {} unknown files, {} held by earlier scans",
+            a.missing_packages.len(),
+            a.modified_files.len(),
+            a.deleted_files.len(),
+            a.unknown_files.len(),
+            a.stats.held
+        );
+        if let Some(r) = summary.result["recreated"].as_array() {
+            for p in r {
+                eprintln!("  recreated {}", p["file"].as_str().unwrap_or("?"));
+            }
+        }
+    }
+    Ok(())
+}
