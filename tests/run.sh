@@ -16,3 +16,6 @@ trap 'runuser -u postgres -- "$pgbin/pg_ctl" -D "$pgdir/data" -m fast stop >/dev
 export UFORGE_TEST_PG="postgres://postgres@127.0.0.1:$port"
 
 cargo test --workspace
+python3 -m pip install -q --disable-pip-version-check maturin pytest
+python3 -m pip install -q --disable-pip-version-check ./uforge-py
+python3 -m pytest -q uforge-py/tests

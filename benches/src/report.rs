@@ -49,7 +49,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         *n += 1;
         let mut i = 0u64;
         while *n < total {
-            if i % 1000 == 0 {
+            if i.is_multiple_of(1000) {
                 sink.file(&entry(
                     format!("/srv/bulk/d{:05}", i / 1000),
                     FileKind::Dir,

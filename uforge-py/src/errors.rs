@@ -1,5 +1,6 @@
 //! The exception hierarchy: one Python class per kind of core error, all under `UforgeError`,
-//! each carrying core's message (which names the path, package or input concerned).
+//! each carrying core's message (which names the path, package or input concerned), and
+//! `ClientError` with its subclasses for what goes wrong talking to a uforge server.
 
 use pyo3::create_exception;
 use pyo3::exceptions::PyException;
@@ -51,6 +52,30 @@ create_exception!(
     "The request cannot be carried out as given (a bad exclude, a root that is not a directory...)."
 );
 
+create_exception!(
+    uforge,
+    ClientError,
+    UforgeError,
+    "Talking to a uforge server failed: it could not be reached (connection, TLS, certificate), \
+     answered an HTTP error, or answered something the API does not allow.\n\n\
+     `status` is the HTTP status when the server answered with an error, None otherwise; the \
+     message carries the server's own message."
+);
+create_exception!(
+    uforge,
+    AuthError,
+    ClientError,
+    "The server refused the credentials (HTTP 401): a wrong, revoked or malformed token, or a \
+     user name that does not own it."
+);
+create_exception!(
+    uforge,
+    NotFoundError,
+    ClientError,
+    "The server has no such object for this user (HTTP 404). Another user's repository, \
+     machine or scan is not found either."
+);
+
 /// Maps a core error onto the exception class of its kind.
 pub fn to_py(e: Error) -> PyErr {
     let msg = e.to_string();
@@ -65,6 +90,26 @@ pub fn to_py(e: Error) -> PyErr {
     }
 }
 
+/// Maps a client error onto `ClientError` or its subclass for the HTTP status, with `status`
+/// set. Local failures during a live scan (an unreadable root, a file that changed) keep their
+/// core classes, as `uforge.scan` and `uforge.write_overlay` raise them.
+pub fn client_to_py(py: Python<'_>, e: uforge_client::ClientError) -> PyErr {
+    if let uforge_client::ClientError::Core(e) = e {
+        return to_py(e);
+    }
+    let status = e.status();
+    let msg = e.to_string();
+    let err = match status {
+        Some(401) => AuthError::new_err(msg),
+        Some(404) => NotFoundError::new_err(msg),
+        _ => ClientError::new_err(msg),
+    };
+    if let Err(set) = err.value(py).setattr("status", status) {
+        return set;
+    }
+    err
+}
+
 /// Adds the exception classes to the module.
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
@@ -75,5 +120,11 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("OverlayError", py.get_type::<OverlayError>())?;
     m.add("PackageDbError", py.get_type::<PackageDbError>())?;
     m.add("InvalidError", py.get_type::<InvalidError>())?;
+    // A class-level default, so that `status` reads None on an instance raised from Python
+    // code too; errors from a server set it on the instance.
+    py.get_type::<ClientError>().setattr("status", py.None())?;
+    m.add("ClientError", py.get_type::<ClientError>())?;
+    m.add("AuthError", py.get_type::<AuthError>())?;
+    m.add("NotFoundError", py.get_type::<NotFoundError>())?;
     Ok(())
 }

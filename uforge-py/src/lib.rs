@@ -1,10 +1,12 @@
-//! `import uforge`: the Python module over uforge-core.
+//! `import uforge`: the Python module over uforge-core and the client library of a uforge
+//! server (`uforge_client`).
 //!
-//! A thin layer: every function parses its Python arguments, calls one core function with the
-//! GIL released, and converts the result. The pure-Python package (`python/uforge`) re-exports
+//! A thin layer: every function parses its Python arguments, calls one library function with
+//! the GIL released, and converts the result. The pure-Python package (`python/uforge`) re-exports
 //! this native module `uforge._uforge` and carries the type stubs.
 
 mod analysis;
+mod client;
 mod convert;
 mod errors;
 mod model;
@@ -47,7 +49,6 @@ fn uforge_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
 
     m.add_function(wrap_pyfunction!(overlay::write_overlay, m)?)?;
 
-    // The HTTP client for a uforge server (`uforge.Client`) is registered here once it lands,
-    // as a wrapper over the client library, following the same pattern.
+    m.add_class::<client::Client>()?;
     Ok(())
 }

@@ -64,7 +64,8 @@ impl Write for PyWriter {
     }
 }
 
-fn stats_dict<'py>(py: Python<'py>, s: &OverlayStats) -> PyResult<Bound<'py, PyDict>> {
+/// An overlay's statistics as `write_overlay` returns them.
+pub(crate) fn stats_dict<'py>(py: Python<'py>, s: &OverlayStats) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
     d.set_item("members", s.members)?;
     d.set_item("bytes", s.bytes)?;

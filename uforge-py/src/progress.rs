@@ -5,6 +5,10 @@
 //! kept in atomics and the callable is called at most every [`PERIOD`], then once more with the
 //! final totals when the operation is over.
 //!
+//! The live scan (`Client.run`) goes through several steps, each counting from zero: there the
+//! callable also gets the step's name first, and is called at once when a step starts (after
+//! one more call with the final totals of the step that ends, if it counted anything).
+//!
 //! An exception raised by the callable does not stop the operation (core has no way to be
 //! cancelled): the callable is not called again, and the exception is raised by the function
 //! that was given the callable once the operation is over, instead of its result.
@@ -20,7 +24,11 @@ use uforge_core::progress::Progress;
 /// Shortest time between two calls of the callable.
 const PERIOD: Duration = Duration::from_millis(100);
 
-/// Forwards `(entries, bytes)` to an optional Python callable.
+/// The steps of the live scan the callable is told about: the agent's phases. Core's own
+/// phases inside them (`packages`, `files`...) are not steps: the counts run on through them.
+const STEPS: [&str; 4] = ["connect", "scan", "report", "overlay"];
+
+/// Forwards `(entries, bytes)`, or `(step, entries, bytes)`, to an optional Python callable.
 pub struct Callback {
     func: Option<Py<PyAny>>,
     files: AtomicU64,
@@ -30,6 +38,14 @@ pub struct Callback {
     next: AtomicU64,
     failed: AtomicBool,
     error: Mutex<Option<PyErr>>,
+    /// In stepped mode, the current step (empty before the first), passed to the callable
+    /// before the counts.
+    step: Option<Mutex<&'static str>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic elsewhere cannot leave a step name or an error half written.
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl Callback {
@@ -52,6 +68,16 @@ impl Callback {
             next: AtomicU64::new(PERIOD.as_nanos() as u64),
             failed: AtomicBool::new(false),
             error: Mutex::new(None),
+            step: None,
+        })
+    }
+
+    /// A callback calling `func(step, entries, bytes)`, the counts starting again at each
+    /// step of the live scan.
+    pub fn with_steps(py: Python<'_>, func: Option<Py<PyAny>>) -> PyResult<Self> {
+        Ok(Callback {
+            step: Some(Mutex::new("")),
+            ..Callback::new(py, func)?
         })
     }
 
@@ -59,13 +85,18 @@ impl Callback {
         if self.failed.load(Ordering::Relaxed) {
             return;
         }
-        let args = (
-            self.files.load(Ordering::Relaxed),
-            self.bytes.load(Ordering::Relaxed),
-        );
-        if let Err(e) = func.call1(py, args) {
+        let files = self.files.load(Ordering::Relaxed);
+        let bytes = self.bytes.load(Ordering::Relaxed);
+        let called = match &self.step {
+            Some(step) => {
+                let step = *lock(step);
+                func.call1(py, (step, files, bytes))
+            }
+            None => func.call1(py, (files, bytes)),
+        };
+        if let Err(e) = called {
             self.failed.store(true, Ordering::Relaxed);
-            *self.error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+            *lock(&self.error) = Some(e);
         }
     }
 
@@ -82,6 +113,35 @@ impl Callback {
 }
 
 impl Progress for Callback {
+    fn phase(&self, name: &str, _total_bytes: Option<u64>) {
+        let Some(step) = &self.step else { return };
+        let Some(name) = STEPS.iter().find(|s| **s == name) else {
+            return;
+        };
+        // The agent's `overlay` step and core's `overlay` phase start together: one call.
+        if *lock(step) == *name {
+            return;
+        }
+        let counted =
+            self.files.load(Ordering::Relaxed) > 0 || self.bytes.load(Ordering::Relaxed) > 0;
+        let start = || {
+            *lock(step) = name;
+            self.files.store(0, Ordering::Relaxed);
+            self.bytes.store(0, Ordering::Relaxed);
+        };
+        let Some(func) = &self.func else {
+            return start();
+        };
+        Python::attach(|py| {
+            // The ending step's final totals, which a step shorter than PERIOD never showed.
+            if counted {
+                self.call(py, func);
+            }
+            start();
+            self.call(py, func);
+        });
+    }
+
     fn advance(&self, files: u64, bytes: u64) {
         self.files.fetch_add(files, Ordering::Relaxed);
         if bytes > 0 {

@@ -65,7 +65,18 @@ pub fn run(
 ) -> Result<RunSummary, ClientError> {
     progress.phase("connect", None);
     client.health()?;
-    let created = client.create_scan(&opts.machine)?;
+    // Right after a dropped link the server may still be winding down the broken upload of
+    // this machine's scan (409): a rerun waits for it rather than failing.
+    let mut tries = 0;
+    let created = loop {
+        match client.create_scan(&opts.machine) {
+            Err(e) if e.status() == Some(409) && tries < 30 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(500));
+            }
+            other => break other?,
+        }
+    };
     let scan_id = created["id"]
         .as_i64()
         .ok_or_else(|| ClientError::Protocol {
@@ -74,12 +85,9 @@ pub fn run(
         })?;
 
     progress.phase("scan", None);
-    let mut buf = Vec::new();
-    {
-        let mut sink = NativeWriter::new(&mut buf, "the report in memory".into())?;
-        scan(&opts.scan, &mut sink, progress)?;
-    }
-    let report = Shared(Arc::new(buf));
+    let mut sink = NativeWriter::new(Vec::new(), "the report in memory".into())?;
+    scan(&opts.scan, &mut sink, progress)?;
+    let report = Shared(Arc::new(sink.into_inner()?));
     let report_bytes = report.0.len() as u64;
 
     progress.phase("report", Some(report_bytes));
@@ -102,18 +110,20 @@ pub fn run(
         drop(body);
         (writer.join(), sent)
     });
-    let overlay = match written {
-        Ok(Ok(stats)) => stats,
-        // The writer's error is the cause; the server only saw the stream end early.
-        Ok(Err(e)) => return Err(ClientError::Core(e)),
-        Err(_) => {
+    let (overlay, result) = match (written, sent) {
+        (Ok(Ok(stats)), Ok(result)) => (stats, result),
+        // The upload stopped first (server refusal, broken link): the writer only saw its
+        // pipe close, so the upload's error is the one that explains.
+        (Ok(Err(e)), Err(net)) if is_broken_pipe(&e) => return Err(net),
+        (Ok(Err(e)), _) => return Err(ClientError::Core(e)),
+        (Ok(Ok(_)), Err(net)) => return Err(net),
+        (Err(_), _) => {
             return Err(ClientError::Protocol {
                 url: "overlay".into(),
                 message: "the overlay writer panicked".into(),
             })
         }
     };
-    let result = sent?;
     progress.finish();
     if !overlay.changed.is_empty() {
         let first = &overlay.changed[0];
@@ -131,4 +141,8 @@ pub fn run(
         report_bytes,
         result,
     })
+}
+
+fn is_broken_pipe(e: &uforge_core::Error) -> bool {
+    matches!(e, uforge_core::Error::Io { source, .. } if source.kind() == std::io::ErrorKind::BrokenPipe)
 }

@@ -15,20 +15,6 @@ use uforge_core::{overlay, rawpath, repo};
 use crate::cli::{AnalyzeArgs, CompareArgs, OverlayArgs};
 use crate::progress::Bar;
 
-/// Where repository indexes and packages are cached when `--cache-dir` is not given.
-fn default_cache_dir() -> PathBuf {
-    if let Some(x) = std::env::var_os("XDG_CACHE_HOME") {
-        return Path::new(&x).join("uforge");
-    }
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    if unsafe { libc::geteuid() } == 0 {
-        return PathBuf::from("/var/cache/uforge");
-    }
-    std::env::var_os("HOME")
-        .map(|h| Path::new(&h).join(".cache/uforge"))
-        .unwrap_or_else(|| PathBuf::from(".uforge-cache"))
-}
-
 fn open_output(path: &Path) -> Result<Box<dyn Write>> {
     Ok(if path == Path::new("-") {
         Box::new(std::io::BufWriter::with_capacity(
@@ -48,7 +34,7 @@ pub fn analyze(a: AnalyzeArgs) -> Result<()> {
         .header()
         .clone();
     let opts = repo::RepoOptions {
-        cache_dir: a.cache_dir.clone().unwrap_or_else(default_cache_dir),
+        cache_dir: a.cache_dir.clone().unwrap_or_else(repo::default_cache_dir),
         keyring: a.keyring.clone(),
         archs: repo::archs_of(&header),
     };

@@ -156,10 +156,15 @@ impl Client {
                     message,
                 })
             }
-            Err(ureq::Error::Transport(t)) => Err(ClientError::Transport {
-                url,
-                message: t.to_string(),
-            }),
+            Err(ureq::Error::Transport(t)) => {
+                // ureq's text starts with the URL, which the error already names.
+                let text = t.to_string();
+                let message = text
+                    .strip_prefix(&format!("{url}: "))
+                    .unwrap_or(&text)
+                    .to_string();
+                Err(ClientError::Transport { url, message })
+            }
         }
     }
 

@@ -13,6 +13,12 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
+    // Only commands whose output is for reading (`| head`) may end quietly on a closed pipe;
+    // for a report, an overlay or a network upload a broken pipe is a real failure.
+    let lenient = matches!(
+        args.command,
+        cli::Command::ExportJson(_) | cli::Command::Compare(_)
+    );
     let result = match args.command {
         cli::Command::Scan(a) => scan_cmd::scan(a),
         cli::Command::ExportJson(a) => scan_cmd::export_json(a),
@@ -23,9 +29,9 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) if lenient && is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("uforge-scan: error: {e:#}");
+            eprintln!("uforge-scan: error: {}", connect::render(&e));
             ExitCode::FAILURE
         }
     }

@@ -2,5 +2,6 @@
 //! real tools. One test binary, as in ripgrep: helpers in `util`, one module per area.
 
 mod analysis;
+mod live;
 mod scan;
 mod util;

@@ -1,6 +1,7 @@
 //! Opening the repositories a frontend is given, the same way for the CLI, server and Python.
 
 use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::{default_fetcher, DebianRepo, RepoIndex, RepoOptions, SourceLine};
@@ -34,4 +35,19 @@ pub fn open_sources(
         out.push(Box::new(DebianRepo::open(&source, opts, fetcher.clone())?));
     }
     Ok(out)
+}
+
+/// Where repository indexes and packages are cached by default: `$XDG_CACHE_HOME/uforge`, else
+/// `/var/cache/uforge` for root, else `~/.cache/uforge`.
+pub fn default_cache_dir() -> PathBuf {
+    if let Some(x) = std::env::var_os("XDG_CACHE_HOME") {
+        return Path::new(&x).join("uforge");
+    }
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    if unsafe { libc::geteuid() } == 0 {
+        return PathBuf::from("/var/cache/uforge");
+    }
+    std::env::var_os("HOME")
+        .map(|h| Path::new(&h).join(".cache/uforge"))
+        .unwrap_or_else(|| PathBuf::from(".uforge-cache"))
 }

@@ -36,6 +36,8 @@ enum RecordRef<'a> {
 /// Writes the native encoding to any `Write`.
 pub struct NativeWriter<W: Write> {
     enc: Option<zstd::Encoder<'static, W>>,
+    /// The writer back from the encoder once the trailer ended the stream.
+    done: Option<W>,
     buf: Vec<u8>,
     what: String,
 }
@@ -48,6 +50,7 @@ impl<W: Write> NativeWriter<W> {
         let enc = zstd::Encoder::new(out, 3).map_err(err)?;
         Ok(NativeWriter {
             enc: Some(enc),
+            done: None,
             buf: Vec::with_capacity(4096),
             what,
         })
@@ -73,17 +76,23 @@ impl<W: Write> NativeWriter<W> {
         Ok(())
     }
 
-    /// Ends the zstd stream and returns the underlying writer, flushed.
+    /// The underlying writer, flushed; ends the zstd stream first if the trailer has not.
     pub fn into_inner(mut self) -> Result<W> {
-        let enc = self
-            .enc
+        self.finish()?;
+        self.done
             .take()
-            .ok_or_else(|| Error::Invalid(format!("report {} already finished", self.what)))?;
-        let mut w = enc
-            .finish()
-            .map_err(|e| Error::io("write", &self.what, e))?;
-        w.flush().map_err(|e| Error::io("write", &self.what, e))?;
-        Ok(w)
+            .ok_or_else(|| Error::Invalid(format!("report {} already taken", self.what)))
+    }
+
+    fn finish(&mut self) -> Result<()> {
+        if let Some(enc) = self.enc.take() {
+            let mut w = enc
+                .finish()
+                .map_err(|e| Error::io("write", &self.what, e))?;
+            w.flush().map_err(|e| Error::io("write", &self.what, e))?;
+            self.done = Some(w);
+        }
+        Ok(())
     }
 }
 
@@ -98,13 +107,7 @@ impl<W: Write> ReportSink for NativeWriter<W> {
 
     fn trailer(&mut self, trailer: &ReportTrailer) -> Result<()> {
         self.put(&RecordRef::Trailer(trailer))?;
-        if let Some(enc) = self.enc.take() {
-            let mut w = enc
-                .finish()
-                .map_err(|e| Error::io("write", &self.what, e))?;
-            w.flush().map_err(|e| Error::io("write", &self.what, e))?;
-        }
-        Ok(())
+        self.finish()
     }
 }
 

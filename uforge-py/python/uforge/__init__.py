@@ -15,12 +15,22 @@ overlay tar of what the repositories cannot rebuild::
     with open("overlay.tar", "wb") as f:
         uforge.write_overlay(report, analysis, f)
 
+A uforge server does the analysis and keeps the overlays; ``uforge.Client`` talks to it and
+runs the live scan::
+
+    client = uforge.Client("https://uforge.example:8443", token, cacert="cert.pem")
+    result = client.run("web01", root="/")
+    print(result["scan_id"], result["analysis"].missing_packages, result["result"]["recreated"])
+
 Long operations release the GIL. Paths of the scanned machine are ``bytes`` (Linux file names
 need not be UTF-8); ``FileEntry.path_str`` gives text where there is one.
 """
 
 from ._uforge import (
     Analysis,
+    AuthError,
+    Client,
+    ClientError,
     DeletedFile,
     Exclude,
     FileEntry,
@@ -34,6 +44,7 @@ from ._uforge import (
     ModifiedFile,
     Mount,
     NetworkInterface,
+    NotFoundError,
     OsInfo,
     OverlayError,
     Package,
@@ -54,11 +65,11 @@ from ._uforge import (
     write_overlay,
 )
 
-# The HTTP client for a uforge server (``uforge.Client``) joins these exports once the client
-# library lands; it is native too and registered in src/lib.rs.
-
 __all__ = [
     "Analysis",
+    "AuthError",
+    "Client",
+    "ClientError",
     "DeletedFile",
     "Exclude",
     "FileEntry",
@@ -72,6 +83,7 @@ __all__ = [
     "ModifiedFile",
     "Mount",
     "NetworkInterface",
+    "NotFoundError",
     "OsInfo",
     "OverlayError",
     "Package",

@@ -7,6 +7,9 @@ __version__: str
 
 __all__ = [
     "Analysis",
+    "AuthError",
+    "Client",
+    "ClientError",
     "DeletedFile",
     "Exclude",
     "FileEntry",
@@ -20,6 +23,7 @@ __all__ = [
     "ModifiedFile",
     "Mount",
     "NetworkInterface",
+    "NotFoundError",
     "OsInfo",
     "OverlayError",
     "Package",
@@ -47,6 +51,12 @@ _ProgressCallback = Callable[[int, int], Any]
 """Called as ``progress(entries, bytes)`` with running totals, at most ~10 times a second and
 once more with the final totals. If it raises, it is not called again, the operation runs to
 its end, and then the exception is raised instead of the result."""
+
+_StepProgressCallback = Callable[[str, int, int], Any]
+"""Called as ``progress(step, entries, bytes)`` by ``Client.run``: once as each step
+(``connect``, ``scan``, ``report``, ``overlay``) starts, then with the step's running totals,
+which start again at each step (entries and bytes hashed while scanning, members and bytes sent
+with the overlay). Otherwise as ``_ProgressCallback``."""
 
 class UforgeError(Exception):
     """Base class of every error uforge raises."""
@@ -77,6 +87,23 @@ class PackageDbError(UforgeError):
 class InvalidError(UforgeError):
     """The request cannot be carried out as given (a bad exclude, a root that is not a
     directory...)."""
+
+class ClientError(UforgeError):
+    """Talking to a uforge server failed: it could not be reached (connection, TLS,
+    certificate), answered an HTTP error, or answered something the API does not allow.
+
+    The message names the request and carries the server's own message."""
+
+    status: Optional[int]
+    """The HTTP status when the server answered with an error, None otherwise."""
+
+class AuthError(ClientError):
+    """The server refused the credentials (HTTP 401): a wrong, revoked or malformed token, or a
+    user name that does not own it."""
+
+class NotFoundError(ClientError):
+    """The server has no such object for this user (HTTP 404). Another user's repository,
+    machine or scan is not found either."""
 
 @final
 class OsInfo:
@@ -531,3 +558,91 @@ def write_overlay(
 def compare(a: Report, b: Report) -> dict[str, Any]:
     """Compares two reports: ``{"packages": [{"name", "before", "after"}], "files": [{"path"
     or "path_b64", "status", "what"}]}`` (as ``uforge-scan compare --json`` prints)."""
+
+@final
+class Client:
+    """An authenticated connection to a uforge server (``docs/api.md``).
+
+    ``url`` is the server's ``https://`` address, ``token`` an API token (``uforge-server user
+    add NAME`` prints one). A self-signed server is trusted through its certificate in
+    ``cacert`` (a PEM file: the server's ``DATA_DIR/tls/cert.pem``); ``insecure`` accepts any
+    certificate (tests only: anyone could impersonate the server). With ``user``, the token is
+    sent with the user name (HTTP Basic) and the server checks that the name owns it.
+
+    Nothing is sent until a method is called; ClientError is raised here only when ``url`` is
+    not ``https://`` or ``cacert`` cannot be read. Methods block, release the GIL while they
+    wait, and raise ClientError (AuthError on 401, NotFoundError on 404). A client may be
+    shared between threads."""
+
+    def __new__(
+        cls,
+        url: str,
+        token: str,
+        cacert: Optional[_StrPath] = None,
+        user: Optional[str] = None,
+        insecure: bool = False,
+    ) -> Client: ...
+    @property
+    def url(self) -> str:
+        """The server's URL, as given."""
+    @property
+    def user(self) -> Optional[str]:
+        """The user name sent with the token, or None."""
+    def health(self) -> dict[str, Any]:
+        """Checks the connection and the credentials: ``{"status": "ok", "version", "user"}``."""
+    def repos(self) -> list[dict[str, Any]]:
+        """The user's repositories: ``[{"id", "line", "packages", "synced_at"}]``
+        (``packages`` and ``synced_at`` are None until the repository is synced)."""
+    def repo_add(self, line: str) -> dict[str, Any]:
+        """Registers a repository by its sources.list line
+        (``deb http://deb.debian.org/debian bookworm main``) and returns it as ``repos()``
+        lists it. Analyses use it once it is synced."""
+    def repo_sync(self, id: int) -> dict[str, Any]:
+        """Has the server fetch, verify and cache the repository's index now; returns the
+        repository with its package count. Slow the first time for a large mirror."""
+    def repo_delete(self, id: int) -> None:
+        """Removes a repository."""
+    def machines(self) -> list[dict[str, Any]]:
+        """The user's machines: ``[{"name", "scans", "last_scan"}]``."""
+    def scans(self, machine: Optional[str] = None) -> list[dict[str, Any]]:
+        """The user's scans, newest first, of one machine when ``machine`` is given. Each is
+        ``{"id", "machine", "status", "created_at", "completed_at", "summary"}``."""
+    def scan(self, id: int) -> dict[str, Any]:
+        """One scan, as ``scans()`` lists it; ``status`` is ``created``, ``analyzed`` or
+        ``complete``."""
+    def analysis(self, id: int) -> Analysis:
+        """The stored analysis of a scan (the class ``analyze`` returns)."""
+    def compare(self, a: int, b: int) -> dict[str, Any]:
+        """Differences between two scans: ``{"packages": [...], "files": [...]}``, the shape
+        of ``uforge.compare``."""
+    def delete_scan(self, id: int) -> None:
+        """Deletes a scan."""
+    def packages(self) -> list[dict[str, Any]]:
+        """The packages the server recreated for the user:
+        ``[{"name", "version", "arch", "file", "sha256", "scan"}]``."""
+    def run(
+        self,
+        name: str,
+        root: _StrPath = "/",
+        exclude: Sequence[_StrPath] = (),
+        progress: Optional[_StepProgressCallback] = None,
+        *,
+        default_excludes: bool = True,
+        threads: int = 0,
+    ) -> dict[str, Any]:
+        """Runs the live scan of ``root`` as machine ``name``: checks the connection, scans the
+        root into a report held in memory, posts it, and streams the overlay of exactly what
+        the server's analysis wants from the disk to the server, which stores it and recreates
+        the packages no repository has. Nothing is written on the scanned machine. A second
+        run with the same name ships only what changed; a run after a failed one finishes the
+        unfinished scan.
+
+        ``exclude``, ``default_excludes`` and ``threads`` are those of ``scan``; ``progress``:
+        see ``_StepProgressCallback``.
+
+        Returns ``{"scan_id": int, "report_bytes": int, "analysis": Analysis, "stats": the
+        analysis statistics, "overlay": the overlay statistics as write_overlay returns them,
+        "result": the server's answer to the overlay ({"status": "complete", "members",
+        "blobs", "content_bytes", "recreated": [{"name", "version", "arch", "file"}]})}``.
+        Raises ClientError, or IoError and InvalidError for a root that cannot be scanned or
+        files that changed during the scan."""

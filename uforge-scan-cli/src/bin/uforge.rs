@@ -106,7 +106,7 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("uforge: error: {e:#}");
+            eprintln!("uforge: error: {}", connect::render(&e));
             ExitCode::FAILURE
         }
     }

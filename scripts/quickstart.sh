@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# The main job on the embedded defaults: a uforge server (SQLite, local blob storage,
+# self-signed TLS) and a live migration scan of this machine against it. Run as root.
+#
+#   bash scripts/quickstart.sh [EXTRA uforge-scan run FLAGS, e.g. -e /srv/cache]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+data=${UFORGE_DATA_DIR:-/var/lib/uforge-quickstart}
+listen=${UFORGE_LISTEN:-127.0.0.1:8443}
+mirror=$(awk '/^URIs:/ && $2 ~ /debian$/ {print $2; exit}' /etc/apt/sources.list.d/*.sources 2>/dev/null || true)
+mirror=${mirror:-http://deb.debian.org/debian}
+suite=$(. /etc/os-release && echo "${VERSION_CODENAME:-bookworm}")
+
+# Repository signatures are checked with gpgv against the Debian archive keyring.
+for p in gpgv debian-archive-keyring; do
+    dpkg-query -W -f '${db:Status-Status}' "$p" 2>/dev/null | grep -qx installed ||
+        { apt-get update -qq && apt-get install -y -qq "$p" >/dev/null; }
+done
+
+cargo build --release -q -p uforge-server -p uforge-scan-cli
+bin=$PWD/target/release
+mkdir -p "$data"
+
+"$bin/uforge-server" serve --data-dir "$data" --listen "$listen" >>"$data/server.out" 2>>"$data/server.log" &
+server=$!
+trap 'kill $server 2>/dev/null || true' EXIT
+url=
+for _ in $(seq 150); do
+    url=$(grep -o 'https://[0-9.:]*' "$data/server.out" | tail -1 || true)
+    kill -0 $server 2>/dev/null || { cat "$data/server.log" >&2; exit 1; }
+    [ -n "$url" ] && curl -sk -o /dev/null "$url/api/v1/health" && break
+    sleep 0.2
+done
+echo "server: $url (data in $data, log $data/server.log)"
+
+if [ ! -s "$data/demo.token" ]; then
+    (umask 077 && "$bin/uforge-server" user add demo --data-dir "$data" | awk '{print $NF}' >"$data/demo.token")
+fi
+export UFORGE_URL=$url UFORGE_USER=demo UFORGE_CACERT=$data/tls/cert.pem
+client() { "$bin/uforge" --token-file "$data/demo.token" "$@"; }
+if [ "$(client --json repo list)" = "[]" ]; then
+    for line in "deb $mirror $suite main" "deb $mirror $suite-updates main"; do
+        id=$(client --json repo add "$line" | sed -n 's/.*"id": *\([0-9]*\).*/\1/p')
+        client repo sync "$id"
+    done
+fi
+
+"$bin/uforge-scan" run -U "$url" -u demo --token-file "$data/demo.token" --cacert "$data/tls/cert.pem" \
+    -n "$(hostname)" --root / -e "$data" -e "$PWD/target" "$@"
+client scan list
+client package list

@@ -1,0 +1,340 @@
+//! The HTTP API, version 1 (`docs/api.md`): the router, shared state, errors and the small
+//! extractors the handlers share.
+
+mod health;
+mod openapi;
+mod packages;
+mod repos;
+mod scans;
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use axum::extract::{DefaultBodyLimit, FromRequest, Request};
+use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post, put, MethodRouter};
+use axum::{Json, Router};
+use chrono::{NaiveDateTime, SecondsFormat};
+use serde::de::DeserializeOwned;
+use uforge_core::blobstore::LocalBlobStore;
+
+use crate::datadir::DataDir;
+use crate::db::{AnyConnection, Db};
+
+/// Where every route lives.
+pub const PREFIX: &str = "/api/v1";
+
+/// What every handler shares.
+pub(crate) struct AppState {
+    pub db: Db,
+    pub data: DataDir,
+    pub blobs: Arc<LocalBlobStore>,
+    pub max_report_bytes: u64,
+    pub keyring: Option<PathBuf>,
+    /// Scans with an upload or deletion under way: one at a time per scan.
+    pub busy: Mutex<HashSet<i64>>,
+    /// Rebuilding packages rewrites a user's repository index: one rebuild at a time.
+    pub recreating: tokio::sync::Mutex<()>,
+}
+
+pub(crate) type Shared = Arc<AppState>;
+
+/// Holds a scan's place in [`AppState::busy`] until dropped.
+pub(crate) struct BusyGuard {
+    state: Shared,
+    id: i64,
+}
+
+impl AppState {
+    /// Claims a scan for an operation that changes its files; 409 if one is under way.
+    pub fn claim(self: &Arc<Self>, id: i64) -> Result<BusyGuard, ApiError> {
+        let mut busy = self.busy.lock().unwrap_or_else(|p| p.into_inner());
+        if !busy.insert(id) {
+            return Err(ApiError::conflict(format!(
+                "scan {id} has an upload under way; try again when it ends"
+            )));
+        }
+        Ok(BusyGuard {
+            state: self.clone(),
+            id,
+        })
+    }
+}
+
+impl Drop for BusyGuard {
+    fn drop(&mut self) {
+        let mut busy = self.state.busy.lock().unwrap_or_else(|p| p.into_inner());
+        busy.remove(&self.id);
+    }
+}
+
+/// An error answer: `{"error": "..."}` with a status.
+#[derive(Debug)]
+pub(crate) struct ApiError {
+    pub status: StatusCode,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            message: message.into(),
+        }
+    }
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, message)
+    }
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, message)
+    }
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, message)
+    }
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, message)
+    }
+    pub fn bad_gateway(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_GATEWAY, message)
+    }
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, message)
+    }
+
+    /// Maps a library error: bad input is the client's (400), an unreachable or unverifiable
+    /// repository is upstream's (502), the rest is ours (500).
+    pub fn from_core(e: uforge_core::Error) -> Self {
+        use uforge_core::Error as E;
+        match &e {
+            E::MalformedReport { .. }
+            | E::Overlay { .. }
+            | E::BlobMismatch { .. }
+            | E::Invalid(_) => Self::bad_request(e.to_string()),
+            E::Repo { .. } | E::NotFound { .. } => Self::bad_gateway(e.to_string()),
+            _ => Self::internal(e.to_string()),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if self.status.is_server_error() {
+            tracing::error!(status = %self.status, "{}", self.message);
+        }
+        let mut r = (
+            self.status,
+            Json(serde_json::json!({ "error": self.message })),
+        )
+            .into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            r.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"uforge\""),
+            );
+        }
+        r
+    }
+}
+
+impl From<diesel::result::Error> for ApiError {
+    fn from(e: diesel::result::Error) -> Self {
+        Self::internal(format!("database error: {e}"))
+    }
+}
+
+impl From<anyhow::Error> for ApiError {
+    fn from(e: anyhow::Error) -> Self {
+        Self::internal(format!("{e:#}"))
+    }
+}
+
+pub(crate) type ApiResult<T> = Result<T, ApiError>;
+
+/// Runs blocking work (files, the library) off the async threads.
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> ApiResult<T> + Send + 'static,
+) -> ApiResult<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .unwrap_or_else(|e| Err(ApiError::internal(format!("worker failed: {e}"))))
+}
+
+/// Runs queries on a pooled connection, off the async threads.
+pub(crate) async fn db<T: Send + 'static>(
+    state: &Shared,
+    f: impl FnOnce(&mut AnyConnection) -> diesel::QueryResult<T> + Send + 'static,
+) -> ApiResult<T> {
+    let db = state.db.clone();
+    blocking(move || {
+        let mut c = db.get()?;
+        Ok(f(&mut c)?)
+    })
+    .await
+}
+
+/// A numeric id from the path; anything else names nothing, hence 404.
+pub(crate) fn parse_id(text: &str, what: &str) -> ApiResult<i64> {
+    text.parse::<i64>()
+        .map_err(|_| ApiError::not_found(format!("no {what} {text:?}")))
+}
+
+/// RFC 3339 in UTC, to the second.
+pub(crate) fn rfc3339(t: NaiveDateTime) -> String {
+    t.and_utc().to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// Streams a stored file as the answer; 404 if it is gone.
+pub(crate) async fn file_response(
+    path: &std::path::Path,
+    content_type: &'static str,
+    download_name: Option<&str>,
+) -> ApiResult<Response> {
+    let f = tokio::fs::File::open(path).await.map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            ApiError::not_found("the file is gone")
+        } else {
+            ApiError::internal(format!("cannot open {}: {e}", path.display()))
+        }
+    })?;
+    let len = f
+        .metadata()
+        .await
+        .map_err(|e| ApiError::internal(format!("cannot stat {}: {e}", path.display())))?
+        .len();
+    let body =
+        axum::body::Body::from_stream(tokio_util::io::ReaderStream::with_capacity(f, 256 << 10));
+    let mut r = Response::new(body);
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    if let Some(name) = download_name {
+        if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")) {
+            h.insert(header::CONTENT_DISPOSITION, v);
+        }
+    }
+    Ok(r)
+}
+
+/// Requests with JSON bodies are small; nothing else is read into memory whole.
+const MAX_JSON_BODY: usize = 1 << 20;
+
+/// A JSON body whose problems are answered with a JSON 400, like every other error.
+pub(crate) struct JsonBody<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let _ = state;
+        let bytes = axum::body::to_bytes(req.into_body(), MAX_JSON_BODY)
+            .await
+            .map_err(|e| {
+                ApiError::bad_request(format!(
+                    "cannot read the JSON body (at most {MAX_JSON_BODY} bytes): {e}"
+                ))
+            })?;
+        serde_json::from_slice(&bytes)
+            .map(JsonBody)
+            .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
+    }
+}
+
+/// Every route: method, path under [`PREFIX`], handler. The router is built from this table
+/// and so is [`routes`], which the tests hold against the OpenAPI document.
+fn table() -> Vec<(Method, &'static str, MethodRouter<Shared>)> {
+    vec![
+        (Method::GET, "/health", get(health::health)),
+        (Method::GET, "/openapi.json", get(openapi::document)),
+        (Method::POST, "/repos", post(repos::create)),
+        (Method::GET, "/repos", get(repos::list)),
+        (Method::POST, "/repos/{id}/sync", post(repos::sync)),
+        (Method::DELETE, "/repos/{id}", delete(repos::remove)),
+        (Method::GET, "/machines", get(scans::machines)),
+        (Method::POST, "/scans", post(scans::create)),
+        (Method::GET, "/scans", get(scans::list)),
+        (Method::GET, "/scans/{id}", get(scans::get_one)),
+        (Method::DELETE, "/scans/{id}", delete(scans::remove)),
+        (
+            Method::POST,
+            "/scans/{id}/report",
+            post(scans::upload_report),
+        ),
+        (
+            Method::GET,
+            "/scans/{id}/report",
+            get(scans::download_report),
+        ),
+        (Method::GET, "/scans/{id}/analysis", get(scans::analysis)),
+        (
+            Method::PUT,
+            "/scans/{id}/overlay",
+            put(scans::upload_overlay),
+        ),
+        (
+            Method::GET,
+            "/scans/{id}/compare/{other}",
+            get(scans::compare),
+        ),
+        (Method::GET, "/packages", get(packages::list)),
+        (Method::GET, "/packages/{file}", get(packages::download)),
+    ]
+}
+
+/// Every route the server answers: method and path relative to [`PREFIX`], with path
+/// parameters written `{name}` as in OpenAPI.
+pub fn routes() -> Vec<(Method, &'static str)> {
+    table().into_iter().map(|(m, p, _)| (m, p)).collect()
+}
+
+async fn no_route() -> ApiError {
+    ApiError::not_found("no such endpoint")
+}
+
+async fn wrong_method() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method not allowed for this endpoint",
+    )
+}
+
+/// Logs one line per request. Headers are never logged: they carry tokens.
+async fn log_request(req: Request, next: Next) -> Response {
+    let (method, path) = (req.method().clone(), req.uri().path().to_string());
+    let start = Instant::now();
+    let res = next.run(req).await;
+    tracing::info!(
+        %method,
+        path,
+        status = res.status().as_u16(),
+        ms = start.elapsed().as_millis() as u64,
+        "request"
+    );
+    res
+}
+
+/// The whole application: the API under [`PREFIX`], authenticated, and JSON 404s elsewhere.
+pub(crate) fn router(state: Shared) -> Router {
+    let mut api = Router::new();
+    for (_, path, handler) in table() {
+        api = api.route(path, handler);
+    }
+    let api = api
+        .fallback(no_route)
+        .method_not_allowed_fallback(wrong_method)
+        // Reports and overlays are streamed with their own limits.
+        .layer(DefaultBodyLimit::disable())
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::auth::require_user,
+        ))
+        .with_state(state);
+    Router::new()
+        .nest(PREFIX, api)
+        .fallback(no_route)
+        .layer(middleware::from_fn(log_request))
+        .layer(middleware::from_fn(crate::bridge::drain_unread))
+}

@@ -1,0 +1,58 @@
+//! `/packages`: the packages rebuilt from a user's overlays.
+
+use axum::extract::{Path, State};
+use axum::response::Response;
+use axum::{Extension, Json};
+use serde_json::{json, Value};
+
+use super::{db, file_response, ApiError, ApiResult, Shared};
+use crate::auth::AuthUser;
+use crate::db::queries;
+
+/// The caller's recreated packages.
+pub(crate) async fn list(
+    State(state): State<Shared>,
+    Extension(user): Extension<AuthUser>,
+) -> ApiResult<Json<Value>> {
+    let ps = db(&state, move |c| queries::list_packages(c, user.id)).await?;
+    Ok(Json(Value::Array(
+        ps.iter()
+            .map(|p| {
+                json!({
+                    "name": p.name,
+                    "version": p.version,
+                    "arch": p.arch,
+                    "file": p.file,
+                    "sha256": p.sha256,
+                    "scan": p.scan_id,
+                })
+            })
+            .collect(),
+    )))
+}
+
+/// One recreated `.deb`.
+pub(crate) async fn download(
+    State(state): State<Shared>,
+    Extension(user): Extension<AuthUser>,
+    Path(file): Path<String>,
+) -> ApiResult<Response> {
+    let missing = || ApiError::not_found(format!("no package file {file:?}"));
+    // Only names the database lists are served, and those are plain file names; checked again
+    // so that no path can ever leave the user's directory.
+    if file.is_empty() || file.starts_with('.') || file.contains('/') {
+        return Err(missing());
+    }
+    let f = file.clone();
+    let uid = user.id;
+    let Some(p) = db(&state, move |c| queries::package_file(c, uid, &f)).await? else {
+        return Err(missing());
+    };
+    let path = state.data.user_repo(&user.name).join(&p.file);
+    file_response(
+        &path,
+        "application/vnd.debian.binary-package",
+        Some(&p.file),
+    )
+    .await
+}

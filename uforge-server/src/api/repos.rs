@@ -1,0 +1,100 @@
+//! `/repos`: the package repositories a user's analyses are checked against.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::{Extension, Json};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use uforge_core::repo::{default_fetcher, DebianRepo, RepoOptions};
+
+use super::{blocking, db, parse_id, rfc3339, ApiError, ApiResult, JsonBody, Shared};
+use crate::auth::AuthUser;
+use crate::db::models::Repo;
+use crate::db::{now, queries};
+use crate::pipeline;
+
+/// `POST /repos` body.
+#[derive(Deserialize)]
+pub(crate) struct NewRepo {
+    line: String,
+}
+
+fn repo_json(r: &Repo) -> Value {
+    json!({
+        "id": r.id,
+        "line": r.line,
+        "packages": r.packages,
+        "synced_at": r.synced_at.map(rfc3339),
+    })
+}
+
+/// Registers a sources.list line (checked, not fetched: see sync).
+pub(crate) async fn create(
+    State(state): State<Shared>,
+    Extension(user): Extension<AuthUser>,
+    JsonBody(body): JsonBody<NewRepo>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let line = body.line.trim().to_string();
+    pipeline::check_line(&line)?;
+    let r = db(&state, move |c| queries::add_repo(c, user.id, &line)).await?;
+    Ok((StatusCode::CREATED, Json(repo_json(&r))))
+}
+
+/// The caller's repositories.
+pub(crate) async fn list(
+    State(state): State<Shared>,
+    Extension(user): Extension<AuthUser>,
+) -> ApiResult<Json<Value>> {
+    let rs = db(&state, move |c| queries::list_repos(c, user.id)).await?;
+    Ok(Json(Value::Array(rs.iter().map(repo_json).collect())))
+}
+
+/// Fetches, verifies and caches a repository's indexes now, and records its size.
+pub(crate) async fn sync(
+    State(state): State<Shared>,
+    Extension(user): Extension<AuthUser>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let id = parse_id(&id, "repository")?;
+    let r = db(&state, move |c| queries::repo(c, user.id, id))
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no repository {id}")))?;
+    let line = pipeline::check_line(&r.line)?;
+    let opts = RepoOptions {
+        cache_dir: state.data.cache(),
+        keyring: state.keyring.clone(),
+        archs: pipeline::host_archs(),
+    };
+    let packages = blocking(move || {
+        DebianRepo::open(&line, &opts, Arc::from(default_fetcher()))
+            .map(|repo| repo.len() as i64)
+            .map_err(|e| match e {
+                uforge_core::Error::Io { .. } => ApiError::from_core(e),
+                // Whatever else went wrong came from the repository: unreachable, unsigned,
+                // or indexes that do not match their Release file.
+                e => ApiError::bad_gateway(e.to_string()),
+            })
+    })
+    .await?;
+    let r = db(&state, move |c| {
+        queries::set_repo_synced(c, id, packages, now())
+    })
+    .await?;
+    Ok(Json(repo_json(&r)))
+}
+
+/// Forgets a repository.
+pub(crate) async fn remove(
+    State(state): State<Shared>,
+    Extension(user): Extension<AuthUser>,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let id = parse_id(&id, "repository")?;
+    if db(&state, move |c| queries::delete_repo(c, user.id, id)).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found(format!("no repository {id}")))
+    }
+}

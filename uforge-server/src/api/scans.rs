@@ -1,0 +1,429 @@
+//! `/scans` and `/machines`: a scan's life from creation to a verified overlay.
+//!
+//! A scan is `created`, becomes `analyzed` once its report is in (the answer is the analysis:
+//! what the overlay must carry), and `complete` once the overlay has been verified into the
+//! blob store; then the packages no repository has are rebuilt.
+
+use axum::body::Body;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{header, StatusCode};
+use axum::response::Response;
+use axum::{Extension, Json};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use uforge_core::overlay::{read_overlay, ReadLimits};
+use uforge_core::report::ReportReader;
+
+use super::{
+    blocking, db, file_response, parse_id, rfc3339, ApiError, ApiResult, JsonBody, Shared,
+};
+use crate::auth::AuthUser;
+use crate::bridge;
+use crate::db::models::{NewPackage, Scan};
+use crate::db::now;
+use crate::db::queries::{self, status};
+use crate::pipeline::{self, AnalysisInput};
+use crate::recreate;
+
+fn scan_json(s: &Scan, machine: &str) -> Value {
+    json!({
+        "id": s.id,
+        "machine": machine,
+        "status": s.status,
+        "created_at": rfc3339(s.created_at),
+        "completed_at": s.completed_at.map(rfc3339),
+        "summary": s.summary.as_deref().and_then(|t| serde_json::from_str::<Value>(t).ok()),
+    })
+}
+
+/// One of the caller's scans; 404 for anyone else's.
+async fn load(state: &Shared, user: &AuthUser, id: &str) -> ApiResult<(Scan, String)> {
+    let id = parse_id(id, "scan")?;
+    let uid = user.id;
+    db(state, move |c| queries::scan(c, uid, id))
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no scan {id}")))
+}
+
+/// Machine names are free text for people, within reason.
+fn check_machine(name: &str) -> ApiResult<()> {
+    if name.trim().is_empty() || name.len() > 255 || name.chars().any(char::is_control) {
+        return Err(ApiError::bad_request(format!(
+            "machine name {name:?}: 1 to 255 bytes without control characters"
+        )));
+    }
+    Ok(())
+}
+
+/// The caller's machines.
+pub(crate) async fn machines(
+    State(state): State<Shared>,
+    Extension(user): Extension<AuthUser>,
+) -> ApiResult<Json<Value>> {
+    let ms = db(&state, move |c| queries::machines_with_stats(c, user.id)).await?;
+    Ok(Json(Value::Array(
+        ms.iter()
+            .map(|(m, n, last)| json!({"name": m.name, "scans": n, "last_scan": last.map(rfc3339)}))
+            .collect(),
+    )))
+}
+
+/// `POST /scans` body.
+#[derive(Deserialize)]
+pub(crate) struct NewScan {
+    machine: String,
+}
+
+/// Starts a scan, or hands back the machine's unfinished one reset to `created`, so that
+/// rerunning the agent finishes it.
+pub(crate) async fn create(
+    State(state): State<Shared>,
+    Extension(user): Extension<AuthUser>,
+    JsonBody(body): JsonBody<NewScan>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    check_machine(&body.machine)?;
+    let (uid, name) = (user.id, body.machine.clone());
+    let (machine, unfinished) = db(&state, move |c| {
+        let m = queries::ensure_machine(c, uid, &name)?;
+        let s = queries::unfinished_scan(c, m.id)?;
+        Ok((m, s))
+    })
+    .await?;
+    let scan = match unfinished {
+        Some(s) => {
+            let _guard = state.claim(s.id)?;
+            let id = s.id;
+            let scan = db(&state, move |c| queries::reset_scan(c, id)).await?;
+            remove_files(&state, id).await;
+            scan
+        }
+        None => {
+            let mid = machine.id;
+            db(&state, move |c| queries::create_scan(c, uid, mid)).await?
+        }
+    };
+    Ok((StatusCode::CREATED, Json(scan_json(&scan, &machine.name))))
+}
+
+async fn remove_files(state: &Shared, id: i64) {
+    for p in [state.data.report(id), state.data.analysis(id)] {
+        let _ = tokio::fs::remove_file(p).await;
+    }
+}
+
+/// `GET /scans` query.
+#[derive(Deserialize)]
+pub(crate) struct ListQuery {
+    machine: Option<String>,
+}
+
+/// The caller's scans, newest first.
+pub(crate) async fn list(
+    State(state): State<Shared>,
+    Extension(user): Extension<AuthUser>,
+    query: Result<Query<ListQuery>, QueryRejection>,
+) -> ApiResult<Json<Value>> {
+    let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let ss = db(&state, move |c| {
+        queries::list_scans(c, user.id, q.machine.as_deref())
+    })
+    .await?;
+    Ok(Json(Value::Array(
+        ss.iter().map(|(s, m)| scan_json(s, m)).collect(),
+    )))
+}
+
+/// One scan.
+pub(crate) async fn get_one(
+    State(state): State<Shared>,
+    Extension(user): Extension<AuthUser>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let (s, m) = load(&state, &user, &id).await?;
+    Ok(Json(scan_json(&s, &m)))
+}
+
+/// Deletes a scan with its report and analysis. Blobs stay: other scans may share them.
+pub(crate) async fn remove(
+    State(state): State<Shared>,
+    Extension(user): Extension<AuthUser>,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let (s, _) = load(&state, &user, &id).await?;
+    let _guard = state.claim(s.id)?;
+    let (uid, id) = (user.id, s.id);
+    if !db(&state, move |c| queries::delete_scan(c, uid, id)).await? {
+        return Err(ApiError::not_found(format!("no scan {id}")));
+    }
+    remove_files(&state, id).await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Receives a report (native or JSON, streamed), checks it decodes, stores it natively and
+/// answers with its analysis.
+pub(crate) async fn upload_report(
+    State(state): State<Shared>,
+    Extension(user): Extension<AuthUser>,
+    Path(id): Path<String>,
+    req: Request,
+) -> ApiResult<Response> {
+    let (scan, _) = load(&state, &user, &id).await?;
+    let id = scan.id;
+    if scan.status == status::COMPLETE {
+        return Err(ApiError::conflict(format!(
+            "scan {id} is complete; start a new scan of the machine (POST /scans)"
+        )));
+    }
+    let _guard = state.claim(id)?;
+    let limit = state.max_report_bytes;
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    // Whatever the reader leaves of the body is discarded after the answer has gone out.
+    let (mut reader, _rest) = bridge::stream(req.into_body());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(pipeline::too_large(limit));
+    }
+
+    let upload = state.data.upload(id);
+    let stored = state.data.reports().join(format!("{id}.ufr.new"));
+    let received = blocking({
+        let upload = upload.clone();
+        move || pipeline::receive(&mut reader, &upload, limit)
+    })
+    .await;
+    received?;
+
+    let what = format!("for scan {id}");
+    let checked = blocking({
+        let (upload, stored) = (upload.clone(), stored.clone());
+        move || pipeline::store_report(&upload, &stored, &what).map_err(ApiError::from_core)
+    })
+    .await;
+    if let Err(e) = checked {
+        let _ = tokio::fs::remove_file(&upload).await;
+        let _ = tokio::fs::remove_file(&stored).await;
+        return Err(e);
+    }
+
+    let (uid, mid) = (user.id, scan.machine_id);
+    let (repos, previous) = db(&state, move |c| {
+        Ok((
+            queries::synced_repo_lines(c, uid)?,
+            queries::complete_scans(c, mid, id)?,
+        ))
+    })
+    .await?;
+    let input = AnalysisInput {
+        report: stored.clone(),
+        repos,
+        user_repo: state.data.user_repo(&user.name),
+        previous: previous.iter().map(|p| state.data.report(*p)).collect(),
+        cache_dir: state.data.cache(),
+        keyring: state.keyring.clone(),
+    };
+    let analysis_new = state.data.reports().join(format!("{id}.analysis.json.new"));
+    let analysed = blocking({
+        let analysis_new = analysis_new.clone();
+        move || {
+            let a = pipeline::analyze(&input).map_err(ApiError::from_core)?;
+            pipeline::write_analysis(&a, &analysis_new).map_err(ApiError::from_core)?;
+            Ok(pipeline::summary(&a))
+        }
+    })
+    .await;
+    let summary = match analysed {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = tokio::fs::remove_file(&stored).await;
+            let _ = tokio::fs::remove_file(&analysis_new).await;
+            return Err(e);
+        }
+    };
+    let (report, analysis) = (state.data.report(id), state.data.analysis(id));
+    let placed = async {
+        tokio::fs::rename(&stored, &report).await?;
+        tokio::fs::rename(&analysis_new, &analysis).await
+    }
+    .await;
+    placed.map_err(|e| ApiError::internal(format!("cannot store the report of scan {id}: {e}")))?;
+    let summary_text = summary.to_string();
+    db(&state, move |c| queries::set_analyzed(c, id, &summary_text)).await?;
+    file_response(&analysis, "application/json", None).await
+}
+
+/// The stored report, native.
+pub(crate) async fn download_report(
+    State(state): State<Shared>,
+    Extension(user): Extension<AuthUser>,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let (s, _) = load(&state, &user, &id).await?;
+    if s.status == status::CREATED {
+        return Err(no_report(s.id));
+    }
+    file_response(
+        &state.data.report(s.id),
+        "application/octet-stream",
+        Some(&format!("scan-{}.ufr", s.id)),
+    )
+    .await
+}
+
+fn no_report(id: i64) -> ApiError {
+    ApiError::conflict(format!(
+        "scan {id} has no report yet: POST /scans/{id}/report first"
+    ))
+}
+
+/// The analysis of the stored report.
+pub(crate) async fn analysis(
+    State(state): State<Shared>,
+    Extension(user): Extension<AuthUser>,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let (s, _) = load(&state, &user, &id).await?;
+    if s.status == status::CREATED {
+        return Err(no_report(s.id));
+    }
+    file_response(&state.data.analysis(s.id), "application/json", None).await
+}
+
+/// Receives the overlay (streamed), verifies it member by member against the report and the
+/// analysis into the blob store, completes the scan and rebuilds the missing packages.
+pub(crate) async fn upload_overlay(
+    State(state): State<Shared>,
+    Extension(user): Extension<AuthUser>,
+    Path(id): Path<String>,
+    body: Body,
+) -> ApiResult<Json<Value>> {
+    let (scan, _) = load(&state, &user, &id).await?;
+    let id = scan.id;
+    match scan.status.as_str() {
+        status::CREATED => return Err(no_report(id)),
+        status::COMPLETE => {
+            return Err(ApiError::conflict(format!("scan {id} is already complete")))
+        }
+        _ => {}
+    }
+    let _guard = state.claim(id)?;
+    // Whatever the reader leaves of the body is discarded after the answer has gone out.
+    let (reader, _rest) = bridge::stream(body);
+    let (report, analysis) = (state.data.report(id), state.data.analysis(id));
+    let blobs = state.blobs.clone();
+    let outcome = blocking({
+        let report = report.clone();
+        move || {
+            let (expected, missing) = pipeline::expected(&report, &analysis)
+                .map_err(|e| ApiError::internal(e.to_string()))?;
+            let receipt = read_overlay(reader, &expected, &*blobs, &ReadLimits::default());
+            Ok((receipt, missing))
+        }
+    })
+    .await;
+    let (receipt, missing) = outcome?;
+    let receipt = receipt.map_err(|e| match &e {
+        // The client's side failed (see bridge::BodyReader), not the server's.
+        uforge_core::Error::Io { source, .. }
+            if source.kind() == std::io::ErrorKind::ConnectionAborted =>
+        {
+            ApiError::bad_request(format!("the overlay upload failed: {source}"))
+        }
+        _ => ApiError::from_core(e),
+    })?;
+    db(&state, move |c| queries::set_complete(c, id)).await?;
+
+    let mut answer = json!({
+        "status": status::COMPLETE,
+        "members": receipt.members,
+        "blobs": receipt.blobs,
+        "content_bytes": receipt.content_bytes,
+        "recreated": [],
+    });
+    if !missing.is_empty() {
+        match rebuild(&state, &user, id, report, missing).await {
+            Ok(list) => answer["recreated"] = list,
+            // The overlay is stored and the scan complete whatever happens here; the answer
+            // says what could not be rebuilt.
+            Err(e) => answer["recreate_error"] = e.message.into(),
+        }
+    }
+    Ok(Json(answer))
+}
+
+async fn rebuild(
+    state: &Shared,
+    user: &AuthUser,
+    scan: i64,
+    report: std::path::PathBuf,
+    missing: Vec<uforge_core::repo::PackageKey>,
+) -> ApiResult<Value> {
+    let _one_at_a_time = state.recreating.lock().await;
+    let dir = state.data.user_repo(&user.name);
+    let blobs = state.blobs.clone();
+    let built = blocking(move || {
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| ApiError::internal(format!("cannot create {}: {e}", dir.display())))?;
+        recreate::recreate(&report, &missing, &*blobs, &dir).map_err(ApiError::from_core)
+    })
+    .await?;
+    let uid = user.id;
+    let rows = built.clone();
+    db(state, move |c| {
+        let at = now();
+        let new: Vec<NewPackage<'_>> = rows
+            .iter()
+            .map(|p| NewPackage {
+                user_id: uid,
+                scan_id: Some(scan),
+                name: &p.key.name,
+                version: &p.key.version,
+                arch: &p.key.arch,
+                file: &p.file_name,
+                sha256: &p.sha256,
+                size: p.size as i64,
+                created_at: at,
+            })
+            .collect();
+        queries::record_packages(c, &new)
+    })
+    .await?;
+    Ok(Value::Array(
+        built
+            .iter()
+            .map(|p| {
+                json!({
+                    "name": p.key.name,
+                    "version": p.key.version,
+                    "arch": p.key.arch,
+                    "file": p.file_name,
+                })
+            })
+            .collect(),
+    ))
+}
+
+/// What differs between two of the caller's scans (`id` before, `other` after).
+pub(crate) async fn compare(
+    State(state): State<Shared>,
+    Extension(user): Extension<AuthUser>,
+    Path((id, other)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    let (a, _) = load(&state, &user, &id).await?;
+    let (b, _) = load(&state, &user, &other).await?;
+    for s in [&a, &b] {
+        if s.status == status::CREATED {
+            return Err(no_report(s.id));
+        }
+    }
+    let (pa, pb) = (state.data.report(a.id), state.data.report(b.id));
+    let c = blocking(move || {
+        let open = |p: &std::path::Path| ReportReader::open(p).map_err(ApiError::from_core);
+        uforge_core::analysis::compare(open(&pa)?, open(&pb)?).map_err(ApiError::from_core)
+    })
+    .await?;
+    Ok(Json(c.to_json()))
+}

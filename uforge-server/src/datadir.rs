@@ -1,0 +1,106 @@
+//! The layout of the data directory.
+//!
+//! ```text
+//! DIR/uforge.db               SQLite database (unless --database-url)
+//! DIR/tls/cert.pem, key.pem   the generated certificate
+//! DIR/blobs/                  overlay contents, by SHA-256
+//! DIR/reports/ID.ufr          the native report of scan ID
+//! DIR/reports/ID.analysis.json
+//! DIR/repos/USER/             the user's recreated packages, a flat repository
+//! DIR/cache/                  repository indexes and .deb files
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+/// Paths inside the data directory.
+#[derive(Debug, Clone)]
+pub struct DataDir {
+    root: PathBuf,
+}
+
+impl DataDir {
+    /// Creates the directory tree if needed.
+    pub fn create(root: &Path) -> Result<Self> {
+        let d = DataDir {
+            root: root.to_path_buf(),
+        };
+        for p in [d.root.clone(), d.reports(), d.repos(), d.cache(), d.tls()] {
+            std::fs::create_dir_all(&p)
+                .with_context(|| format!("cannot create {}", p.display()))?;
+        }
+        Ok(d)
+    }
+
+    /// Removes what uploads interrupted by a stop left in the reports directory (uploads being
+    /// received, reports and analyses not yet put in place). Call before serving.
+    pub fn remove_partial_uploads(&self) -> Result<usize> {
+        let dir = self.reports();
+        let mut removed = 0;
+        for e in
+            std::fs::read_dir(&dir).with_context(|| format!("cannot list {}", dir.display()))?
+        {
+            let e = e.with_context(|| format!("cannot list {}", dir.display()))?;
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            if name.ends_with(".tmp") || name.ends_with(".new") {
+                std::fs::remove_file(e.path())
+                    .with_context(|| format!("cannot remove {}", e.path().display()))?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
+    /// The data directory itself.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Stored reports and analyses.
+    pub fn reports(&self) -> PathBuf {
+        self.root.join("reports")
+    }
+
+    /// The native report of a scan.
+    pub fn report(&self, scan: i64) -> PathBuf {
+        self.reports().join(format!("{scan}.ufr"))
+    }
+
+    /// The analysis of a scan.
+    pub fn analysis(&self, scan: i64) -> PathBuf {
+        self.reports().join(format!("{scan}.analysis.json"))
+    }
+
+    /// Where an upload lands before it is checked.
+    pub fn upload(&self, scan: i64) -> PathBuf {
+        self.reports().join(format!("{scan}.tmp"))
+    }
+
+    /// Every user's repository of recreated packages.
+    pub fn repos(&self) -> PathBuf {
+        self.root.join("repos")
+    }
+
+    /// One user's repository of recreated packages (user names are checked to be plain file
+    /// names when users are created).
+    pub fn user_repo(&self, user: &str) -> PathBuf {
+        self.repos().join(user)
+    }
+
+    /// The repository cache.
+    pub fn cache(&self) -> PathBuf {
+        self.root.join("cache")
+    }
+
+    /// The blob store.
+    pub fn blobs(&self) -> PathBuf {
+        self.root.join("blobs")
+    }
+
+    /// The generated TLS certificate and key.
+    pub fn tls(&self) -> PathBuf {
+        self.root.join("tls")
+    }
+}

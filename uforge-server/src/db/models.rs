@@ -1,0 +1,180 @@
+//! Rows.
+
+// Rows are read whole (a RETURNING clause yields every column), though not every column has a
+// reader yet.
+#![allow(dead_code)]
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use super::schema::{machines, recreated_packages, repos, scans, users};
+
+/// A user.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = users)]
+pub struct User {
+    /// Primary key.
+    pub id: i64,
+    /// Login name.
+    pub name: String,
+    /// SHA-256 of the token.
+    pub token_sha256: Vec<u8>,
+    /// Administrator.
+    pub admin: bool,
+    /// Creation time (UTC).
+    pub created_at: NaiveDateTime,
+}
+
+/// A user to create.
+#[derive(Debug, Insertable)]
+#[diesel(table_name = users)]
+pub struct NewUser<'a> {
+    /// Login name.
+    pub name: &'a str,
+    /// SHA-256 of the token.
+    pub token_sha256: &'a [u8],
+    /// Administrator.
+    pub admin: bool,
+    /// Creation time (UTC).
+    pub created_at: NaiveDateTime,
+}
+
+/// A registered repository.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = repos)]
+pub struct Repo {
+    /// Primary key.
+    pub id: i64,
+    /// Owner.
+    pub user_id: i64,
+    /// sources.list line.
+    pub line: String,
+    /// Packages at the last sync.
+    pub packages: Option<i64>,
+    /// Last sync.
+    pub synced_at: Option<NaiveDateTime>,
+    /// Creation time.
+    pub created_at: NaiveDateTime,
+}
+
+/// A repository to register.
+#[derive(Debug, Insertable)]
+#[diesel(table_name = repos)]
+pub struct NewRepo<'a> {
+    /// Owner.
+    pub user_id: i64,
+    /// sources.list line.
+    pub line: &'a str,
+    /// Creation time.
+    pub created_at: NaiveDateTime,
+}
+
+/// A machine.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = machines)]
+pub struct Machine {
+    /// Primary key.
+    pub id: i64,
+    /// Owner.
+    pub user_id: i64,
+    /// Name.
+    pub name: String,
+    /// Creation time.
+    pub created_at: NaiveDateTime,
+}
+
+/// A machine to create.
+#[derive(Debug, Insertable)]
+#[diesel(table_name = machines)]
+pub struct NewMachine<'a> {
+    /// Owner.
+    pub user_id: i64,
+    /// Name.
+    pub name: &'a str,
+    /// Creation time.
+    pub created_at: NaiveDateTime,
+}
+
+/// A scan.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = scans)]
+pub struct Scan {
+    /// Primary key.
+    pub id: i64,
+    /// Owner.
+    pub user_id: i64,
+    /// Machine.
+    pub machine_id: i64,
+    /// `created`, `analyzed` or `complete`.
+    pub status: String,
+    /// Creation time.
+    pub created_at: NaiveDateTime,
+    /// Completion time.
+    pub completed_at: Option<NaiveDateTime>,
+    /// Analysis totals, JSON.
+    pub summary: Option<String>,
+}
+
+/// A scan to create.
+#[derive(Debug, Insertable)]
+#[diesel(table_name = scans)]
+pub struct NewScan<'a> {
+    /// Owner.
+    pub user_id: i64,
+    /// Machine.
+    pub machine_id: i64,
+    /// Initial status.
+    pub status: &'a str,
+    /// Creation time.
+    pub created_at: NaiveDateTime,
+}
+
+/// A recreated package.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = recreated_packages)]
+pub struct Package {
+    /// Primary key.
+    pub id: i64,
+    /// Owner.
+    pub user_id: i64,
+    /// Scan it came from.
+    pub scan_id: Option<i64>,
+    /// Name.
+    pub name: String,
+    /// Version.
+    pub version: String,
+    /// Architecture.
+    pub arch: String,
+    /// File name in the user's repository.
+    pub file: String,
+    /// SHA-256, hex.
+    pub sha256: String,
+    /// Size in bytes.
+    pub size: i64,
+    /// Creation time.
+    pub created_at: NaiveDateTime,
+}
+
+/// A recreated package to record.
+#[derive(Debug, Insertable)]
+#[diesel(table_name = recreated_packages)]
+pub struct NewPackage<'a> {
+    /// Owner.
+    pub user_id: i64,
+    /// Scan it came from.
+    pub scan_id: Option<i64>,
+    /// Name.
+    pub name: &'a str,
+    /// Version.
+    pub version: &'a str,
+    /// Architecture.
+    pub arch: &'a str,
+    /// File name.
+    pub file: &'a str,
+    /// SHA-256, hex.
+    pub sha256: &'a str,
+    /// Size.
+    pub size: i64,
+    /// Creation time.
+    pub created_at: NaiveDateTime,
+}

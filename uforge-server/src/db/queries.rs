@@ -1,0 +1,335 @@
+//! Every query the server makes. Each takes the owner's id where rows belong to a user, so that
+//! a request can only ever reach its own rows.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+
+use super::models::*;
+use super::schema::{machines, recreated_packages, repos, scans, users};
+use super::{now, AnyConnection};
+
+type C = AnyConnection;
+
+/// Scan states.
+pub mod status {
+    /// Waiting for its report.
+    pub const CREATED: &str = "created";
+    /// Report analysed, waiting for the overlay.
+    pub const ANALYZED: &str = "analyzed";
+    /// Overlay verified and stored.
+    pub const COMPLETE: &str = "complete";
+}
+
+/// Creates a user; `Ok(None)` if the name is taken.
+pub fn create_user(
+    c: &mut C,
+    name: &str,
+    token_sha256: &[u8],
+    admin: bool,
+) -> QueryResult<Option<User>> {
+    let row = NewUser {
+        name,
+        token_sha256,
+        admin,
+        created_at: now(),
+    };
+    match diesel::insert_into(users::table)
+        .values(&row)
+        .returning(users::all_columns)
+        .get_result(c)
+    {
+        Ok(u) => Ok(Some(u)),
+        Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// The user with this name.
+pub fn user_by_name(c: &mut C, name: &str) -> QueryResult<Option<User>> {
+    users::table
+        .filter(users::name.eq(name))
+        .select(User::as_select())
+        .first(c)
+        .optional()
+}
+
+/// The user whose token hashes to this.
+pub fn user_by_token(c: &mut C, token_sha256: &[u8]) -> QueryResult<Option<User>> {
+    users::table
+        .filter(users::token_sha256.eq(token_sha256))
+        .select(User::as_select())
+        .first(c)
+        .optional()
+}
+
+/// Every user, by name.
+pub fn list_users(c: &mut C) -> QueryResult<Vec<User>> {
+    users::table
+        .order(users::name)
+        .select(User::as_select())
+        .load(c)
+}
+
+/// Registers a repository line.
+pub fn add_repo(c: &mut C, user: i64, line: &str) -> QueryResult<Repo> {
+    diesel::insert_into(repos::table)
+        .values(&NewRepo {
+            user_id: user,
+            line,
+            created_at: now(),
+        })
+        .returning(repos::all_columns)
+        .get_result(c)
+}
+
+/// The user's repositories, oldest first.
+pub fn list_repos(c: &mut C, user: i64) -> QueryResult<Vec<Repo>> {
+    repos::table
+        .filter(repos::user_id.eq(user))
+        .order(repos::id)
+        .select(Repo::as_select())
+        .load(c)
+}
+
+/// One of the user's repositories.
+pub fn repo(c: &mut C, user: i64, id: i64) -> QueryResult<Option<Repo>> {
+    repos::table
+        .filter(repos::user_id.eq(user).and(repos::id.eq(id)))
+        .select(Repo::as_select())
+        .first(c)
+        .optional()
+}
+
+/// Records a successful sync.
+pub fn set_repo_synced(c: &mut C, id: i64, packages: i64, at: NaiveDateTime) -> QueryResult<Repo> {
+    diesel::update(repos::table.filter(repos::id.eq(id)))
+        .set((
+            repos::packages.eq(Some(packages)),
+            repos::synced_at.eq(Some(at)),
+        ))
+        .returning(repos::all_columns)
+        .get_result(c)
+}
+
+/// Forgets one of the user's repositories; whether it existed.
+pub fn delete_repo(c: &mut C, user: i64, id: i64) -> QueryResult<bool> {
+    diesel::delete(repos::table.filter(repos::user_id.eq(user).and(repos::id.eq(id))))
+        .execute(c)
+        .map(|n| n > 0)
+}
+
+/// The lines of the user's repositories that have been synced: the ones analyses use.
+pub fn synced_repo_lines(c: &mut C, user: i64) -> QueryResult<Vec<String>> {
+    repos::table
+        .filter(repos::user_id.eq(user).and(repos::synced_at.is_not_null()))
+        .order(repos::id)
+        .select(repos::line)
+        .load(c)
+}
+
+/// The user's machine of this name, created if new.
+pub fn ensure_machine(c: &mut C, user: i64, name: &str) -> QueryResult<Machine> {
+    let find = |c: &mut C| {
+        machines::table
+            .filter(machines::user_id.eq(user).and(machines::name.eq(name)))
+            .select(Machine::as_select())
+            .first(c)
+            .optional()
+    };
+    if let Some(m) = find(c)? {
+        return Ok(m);
+    }
+    let inserted = diesel::insert_into(machines::table)
+        .values(&NewMachine {
+            user_id: user,
+            name,
+            created_at: now(),
+        })
+        .returning(machines::all_columns)
+        .get_result(c);
+    match inserted {
+        Ok(m) => Ok(m),
+        // Another request created it in between.
+        Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => {
+            find(c)?.ok_or(DieselError::NotFound)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// The user's machines with their number of scans and the time of the newest, by name.
+pub fn machines_with_stats(
+    c: &mut C,
+    user: i64,
+) -> QueryResult<Vec<(Machine, i64, Option<NaiveDateTime>)>> {
+    let ms: Vec<Machine> = machines::table
+        .filter(machines::user_id.eq(user))
+        .order(machines::name)
+        .select(Machine::as_select())
+        .load(c)?;
+    let times: Vec<(i64, NaiveDateTime)> = scans::table
+        .filter(scans::user_id.eq(user))
+        .select((scans::machine_id, scans::created_at))
+        .load(c)?;
+    Ok(ms
+        .into_iter()
+        .map(|m| {
+            let mine = times.iter().filter(|(id, _)| *id == m.id);
+            let count = mine.clone().count() as i64;
+            let last = mine.map(|(_, t)| *t).max();
+            (m, count, last)
+        })
+        .collect())
+}
+
+/// The newest unfinished scan of a machine.
+pub fn unfinished_scan(c: &mut C, machine: i64) -> QueryResult<Option<Scan>> {
+    scans::table
+        .filter(scans::machine_id.eq(machine))
+        .filter(scans::status.ne(status::COMPLETE))
+        .order(scans::id.desc())
+        .select(Scan::as_select())
+        .first(c)
+        .optional()
+}
+
+/// Starts a scan of a machine.
+pub fn create_scan(c: &mut C, user: i64, machine: i64) -> QueryResult<Scan> {
+    diesel::insert_into(scans::table)
+        .values(&NewScan {
+            user_id: user,
+            machine_id: machine,
+            status: status::CREATED,
+            created_at: now(),
+        })
+        .returning(scans::all_columns)
+        .get_result(c)
+}
+
+/// Puts a scan back to `created`, forgetting its analysis.
+pub fn reset_scan(c: &mut C, id: i64) -> QueryResult<Scan> {
+    diesel::update(scans::table.filter(scans::id.eq(id)))
+        .set((
+            scans::status.eq(status::CREATED),
+            scans::summary.eq(None::<String>),
+            scans::completed_at.eq(None::<NaiveDateTime>),
+        ))
+        .returning(scans::all_columns)
+        .get_result(c)
+}
+
+/// One of the user's scans, with its machine's name.
+pub fn scan(c: &mut C, user: i64, id: i64) -> QueryResult<Option<(Scan, String)>> {
+    scans::table
+        .inner_join(machines::table)
+        .filter(scans::user_id.eq(user).and(scans::id.eq(id)))
+        .select((Scan::as_select(), machines::name))
+        .first(c)
+        .optional()
+}
+
+/// The user's scans, newest first, optionally of one machine.
+pub fn list_scans(c: &mut C, user: i64, machine: Option<&str>) -> QueryResult<Vec<(Scan, String)>> {
+    let mut q = scans::table
+        .inner_join(machines::table)
+        .filter(scans::user_id.eq(user))
+        .into_boxed();
+    if let Some(m) = machine {
+        q = q.filter(machines::name.eq(m.to_string()));
+    }
+    q.order((scans::created_at.desc(), scans::id.desc()))
+        .select((Scan::as_select(), machines::name))
+        .load(c)
+}
+
+/// The complete scans of a machine other than `except`, oldest first.
+pub fn complete_scans(c: &mut C, machine: i64, except: i64) -> QueryResult<Vec<i64>> {
+    scans::table
+        .filter(scans::machine_id.eq(machine))
+        .filter(scans::status.eq(status::COMPLETE))
+        .filter(scans::id.ne(except))
+        .order(scans::id)
+        .select(scans::id)
+        .load(c)
+}
+
+/// Marks a scan analysed, with the totals of its analysis.
+pub fn set_analyzed(c: &mut C, id: i64, summary: &str) -> QueryResult<()> {
+    diesel::update(scans::table.filter(scans::id.eq(id)))
+        .set((
+            scans::status.eq(status::ANALYZED),
+            scans::summary.eq(Some(summary)),
+            scans::completed_at.eq(None::<NaiveDateTime>),
+        ))
+        .execute(c)
+        .map(drop)
+}
+
+/// Marks a scan complete.
+pub fn set_complete(c: &mut C, id: i64) -> QueryResult<Scan> {
+    diesel::update(scans::table.filter(scans::id.eq(id)))
+        .set((
+            scans::status.eq(status::COMPLETE),
+            scans::completed_at.eq(Some(now())),
+        ))
+        .returning(scans::all_columns)
+        .get_result(c)
+}
+
+/// Deletes one of the user's scans; whether it existed. Packages rebuilt from it stay in the
+/// user's repository, no longer tied to a scan.
+pub fn delete_scan(c: &mut C, user: i64, id: i64) -> QueryResult<bool> {
+    // Done here, not left to ON DELETE SET NULL, which SQLite applies only with foreign keys
+    // switched on for the connection.
+    diesel::update(recreated_packages::table.filter(recreated_packages::scan_id.eq(id)))
+        .set(recreated_packages::scan_id.eq(None::<i64>))
+        .execute(c)?;
+    diesel::delete(scans::table.filter(scans::user_id.eq(user).and(scans::id.eq(id))))
+        .execute(c)
+        .map(|n| n > 0)
+}
+
+/// Records rebuilt packages, replacing earlier records of the same files.
+pub fn record_packages(c: &mut C, rows: &[NewPackage<'_>]) -> QueryResult<()> {
+    for r in rows {
+        diesel::delete(
+            recreated_packages::table.filter(
+                recreated_packages::user_id
+                    .eq(r.user_id)
+                    .and(recreated_packages::file.eq(r.file)),
+            ),
+        )
+        .execute(c)?;
+        diesel::insert_into(recreated_packages::table)
+            .values(r)
+            .execute(c)?;
+    }
+    Ok(())
+}
+
+/// The user's recreated packages, by name and version.
+pub fn list_packages(c: &mut C, user: i64) -> QueryResult<Vec<Package>> {
+    recreated_packages::table
+        .filter(recreated_packages::user_id.eq(user))
+        .order((
+            recreated_packages::name,
+            recreated_packages::version,
+            recreated_packages::id,
+        ))
+        .select(Package::as_select())
+        .load(c)
+}
+
+/// One of the user's recreated packages, by file name.
+pub fn package_file(c: &mut C, user: i64, file: &str) -> QueryResult<Option<Package>> {
+    recreated_packages::table
+        .filter(
+            recreated_packages::user_id
+                .eq(user)
+                .and(recreated_packages::file.eq(file)),
+        )
+        .select(Package::as_select())
+        .first(c)
+        .optional()
+}

@@ -1,0 +1,100 @@
+//! Tables, as diesel sees them. Written by hand to match both migration directories.
+
+diesel::table! {
+    /// API users; only the SHA-256 of each token is kept.
+    users (id) {
+        /// Primary key.
+        id -> BigInt,
+        /// Unique login name.
+        name -> Text,
+        /// SHA-256 of the 32-byte token.
+        token_sha256 -> Binary,
+        /// Administrator.
+        admin -> Bool,
+        /// Creation time (UTC).
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    /// Package repositories registered by a user, as sources.list lines.
+    repos (id) {
+        /// Primary key.
+        id -> BigInt,
+        /// Owner.
+        user_id -> BigInt,
+        /// The sources.list line.
+        line -> Text,
+        /// Packages in the index at the last sync.
+        packages -> Nullable<BigInt>,
+        /// Last successful sync (UTC); unsynced repositories are not used by analyses.
+        synced_at -> Nullable<Timestamp>,
+        /// Creation time (UTC).
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    /// Machines, named per user.
+    machines (id) {
+        /// Primary key.
+        id -> BigInt,
+        /// Owner.
+        user_id -> BigInt,
+        /// Name, unique per user.
+        name -> Text,
+        /// Creation time (UTC).
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    /// Scans of a machine: `created`, then `analyzed` once the report is in, then `complete`
+    /// once the overlay is verified.
+    scans (id) {
+        /// Primary key.
+        id -> BigInt,
+        /// Owner.
+        user_id -> BigInt,
+        /// The machine scanned.
+        machine_id -> BigInt,
+        /// `created`, `analyzed` or `complete`.
+        status -> Text,
+        /// Creation time (UTC).
+        created_at -> Timestamp,
+        /// When the overlay was verified (UTC).
+        completed_at -> Nullable<Timestamp>,
+        /// Totals of the analysis, as JSON.
+        summary -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    /// Packages rebuilt from overlays, in the user's flat repository.
+    recreated_packages (id) {
+        /// Primary key.
+        id -> BigInt,
+        /// Owner.
+        user_id -> BigInt,
+        /// The scan it was rebuilt from (null once that scan is deleted).
+        scan_id -> Nullable<BigInt>,
+        /// Package name.
+        name -> Text,
+        /// Version.
+        version -> Text,
+        /// Architecture.
+        arch -> Text,
+        /// File name in the user's repository.
+        file -> Text,
+        /// SHA-256 of the .deb, hex.
+        sha256 -> Text,
+        /// Size of the .deb.
+        size -> BigInt,
+        /// Creation time (UTC).
+        created_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(scans -> machines (machine_id));
+
+diesel::allow_tables_to_appear_in_same_query!(users, repos, machines, scans, recreated_packages);

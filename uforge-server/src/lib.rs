@@ -1,0 +1,20 @@
+//! uforge-server: the AppCenter side of a migration. It keeps users and their API tokens,
+//! package repositories, machines and scans in a database (SQLite by default, PostgreSQL at
+//! scale), receives reports and overlays over HTTPS, verifies overlays into a content-addressed
+//! blob store and rebuilds the packages no repository has.
+//!
+//! The binary is a thin shell over [`commands::run`]; the HTTP API is documented in
+//! `docs/api.md` and served as OpenAPI at `/api/v1/openapi.json`.
+
+pub mod api;
+pub(crate) mod auth;
+pub(crate) mod bridge;
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub(crate) mod datadir;
+pub(crate) mod db;
+pub(crate) mod pipeline;
+pub(crate) mod recreate;
+pub(crate) mod server;
+pub(crate) mod tls;
