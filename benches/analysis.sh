@@ -24,17 +24,7 @@ trap 'rm -rf "$out"' EXIT
 cargo build --release -q -p uforge-scan-cli -p uforge-benches
 bin=$PWD/target/release/uforge-scan
 
-best() {
-    local best=999999 t0 t1 t
-    for _ in $(seq "$runs"); do
-        t0=$(date +%s.%N)
-        bash -c "$1" >/dev/null
-        t1=$(date +%s.%N)
-        t=$(echo "$t1 - $t0" | bc -l)
-        if (($(echo "$t < $best" | bc -l))); then best=$t; fi
-    done
-    printf '%.3f' "$best"
-}
+. benches/lib.sh
 
 fail=0
 verdict() {

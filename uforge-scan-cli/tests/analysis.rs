@@ -10,20 +10,6 @@ use serde_json::Value;
 
 use crate::util::*;
 
-/// The mirror apt uses on this machine (the fixture was built from it).
-fn mirror_line() -> String {
-    let sources =
-        std::fs::read_to_string("/etc/apt/sources.list.d/debian.sources").unwrap_or_default();
-    let uri = sources
-        .lines()
-        .filter_map(|l| l.strip_prefix("URIs:"))
-        .map(str::trim)
-        .find(|u| u.ends_with("/debian"))
-        .unwrap_or("http://deb.debian.org/debian")
-        .to_string();
-    format!("deb {uri} bookworm main")
-}
-
 /// Repository indexes and `.deb`s are cached across runs, as the product does.
 fn cache_dir() -> PathBuf {
     let d = PathBuf::from("/var/cache/uforge-fixtures/repo-cache");

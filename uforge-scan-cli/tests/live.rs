@@ -207,19 +207,6 @@ fn relay(mut from: TcpStream, mut to: TcpStream, limit: Option<(Arc<AtomicU64>, 
     let _ = to.shutdown(std::net::Shutdown::Both);
 }
 
-fn mirror_line() -> String {
-    let sources =
-        std::fs::read_to_string("/etc/apt/sources.list.d/debian.sources").unwrap_or_default();
-    let uri = sources
-        .lines()
-        .filter_map(|l| l.strip_prefix("URIs:"))
-        .map(str::trim)
-        .find(|u| u.ends_with("/debian"))
-        .unwrap_or("http://deb.debian.org/debian")
-        .to_string();
-    format!("deb {uri} bookworm main")
-}
-
 fn snapshot(root: &Path) -> Vec<u8> {
     run_ok(
         Command::new("find")

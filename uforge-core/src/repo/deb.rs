@@ -10,11 +10,21 @@ use super::{ar, DebFile, DebManifest, PackageKey};
 use crate::model::{FileKind, RawPath};
 use crate::rawpath;
 
-/// Reads a whole `.deb` stream. Errors are messages; the caller adds the package and file.
-pub(crate) fn read_manifest(input: impl Read, key: PackageKey) -> Result<DebManifest, String> {
+/// The two archives of a `.deb` that carry anything about its contents.
+#[derive(PartialEq)]
+enum Part {
+    Control,
+    Data,
+}
+
+/// Walks a `.deb` stream: checks its format version and hands `each` every `control.tar` and
+/// `data.tar` member, decompressed. Other members (signatures added by debsigs) carry nothing
+/// about the files.
+fn for_each_part(
+    input: impl Read,
+    mut each: impl FnMut(Part, &mut dyn Read, &str) -> Result<(), String>,
+) -> Result<(), String> {
     let mut version = None;
-    let mut conffiles = None;
-    let mut files = None;
     ar::for_each_member(input, |name, r| {
         if name == "debian-binary" {
             let mut v = String::new();
@@ -23,18 +33,30 @@ pub(crate) fn read_manifest(input: impl Read, key: PackageKey) -> Result<DebMani
                 .map_err(|e| format!("reading {name}: {e}"))?;
             version = Some(v.trim().to_string());
         } else if let Some(ext) = name.strip_prefix("control.tar") {
-            conffiles = Some(read_conffiles(decompress(ext, r, name)?, name)?);
+            each(Part::Control, &mut decompress(ext, r, name)?, name)?;
         } else if let Some(ext) = name.strip_prefix("data.tar") {
-            files = Some(read_data(decompress(ext, r, name)?, name)?);
+            each(Part::Data, &mut decompress(ext, r, name)?, name)?;
         }
-        // Other members (signatures added by debsigs) carry nothing about the files.
         Ok(())
     })?;
     match version.as_deref() {
-        Some(v) if v.starts_with("2.") => {}
-        Some(v) => return Err(format!("unsupported .deb format version {v:?}")),
-        None => return Err("not a .deb (no debian-binary member)".into()),
+        Some(v) if v.starts_with("2.") => Ok(()),
+        Some(v) => Err(format!("unsupported .deb format version {v:?}")),
+        None => Err("not a .deb (no debian-binary member)".into()),
     }
+}
+
+/// Reads a whole `.deb` stream. Errors are messages; the caller adds the package and file.
+pub(crate) fn read_manifest(input: impl Read, key: PackageKey) -> Result<DebManifest, String> {
+    let mut conffiles = None;
+    let mut files = None;
+    for_each_part(input, |part, r, name| {
+        match part {
+            Part::Control => conffiles = Some(read_conffiles(r, name)?),
+            Part::Data => files = Some(read_data(r, name)?),
+        }
+        Ok(())
+    })?;
     Ok(DebManifest {
         key,
         files: files.ok_or("no data.tar member")?,
@@ -45,32 +67,18 @@ pub(crate) fn read_manifest(input: impl Read, key: PackageKey) -> Result<DebMani
 /// Reads a whole `.deb` stream and returns its `control` file (from `control.tar`), for
 /// indexing a repository of built packages.
 pub(crate) fn read_control(input: impl Read) -> Result<Vec<u8>, String> {
-    let mut version = None;
     let mut control = None;
-    ar::for_each_member(input, |name, r| {
-        if name == "debian-binary" {
-            let mut v = String::new();
-            r.take(64)
-                .read_to_string(&mut v)
-                .map_err(|e| format!("reading {name}: {e}"))?;
-            version = Some(v.trim().to_string());
-        } else if let Some(ext) = name.strip_prefix("control.tar") {
-            control = Some(read_control_member(decompress(ext, r, name)?, name)?);
+    for_each_part(input, |part, r, name| {
+        if part == Part::Control {
+            control = Some(read_control_member(r, name)?);
         }
         Ok(())
     })?;
-    match version.as_deref() {
-        Some(v) if v.starts_with("2.") => {}
-        Some(v) => return Err(format!("unsupported .deb format version {v:?}")),
-        None => return Err("not a .deb (no debian-binary member)".into()),
-    }
     control
         .ok_or("no control.tar member")?
         .ok_or_else(|| "control.tar has no control file".into())
 }
 
-/// The `control` file of a `control.tar`, if it has one. Its size is capped: a control file is a
-/// few kilobytes, and the archive may come from anywhere.
 fn read_control_member(input: impl Read, member: &str) -> Result<Option<Vec<u8>>, String> {
     const MAX: u64 = 16 << 20;
     let bad = |e: std::io::Error| format!("reading {member}: {e}");

@@ -199,3 +199,17 @@ fn start_cluster() -> String {
     ]);
     format!("postgres://postgres@127.0.0.1:{port}")
 }
+
+/// The sources line of the Debian mirror apt uses on this machine (the fixtures come from it).
+pub fn mirror_line() -> String {
+    let sources =
+        std::fs::read_to_string("/etc/apt/sources.list.d/debian.sources").unwrap_or_default();
+    let uri = sources
+        .lines()
+        .filter_map(|l| l.strip_prefix("URIs:"))
+        .map(str::trim)
+        .find(|u| u.ends_with("/debian"))
+        .unwrap_or("http://deb.debian.org/debian")
+        .to_string();
+    format!("deb {uri} bookworm main")
+}
