@@ -135,7 +135,8 @@ impl Server {
         name: &str,
         root: &Path,
     ) -> (std::process::Output, String) {
-        let script = r#"mount -t tmpfs tmpfs /tmp && "$@"; rc=$?; echo "--- tmp:"; find /tmp -mindepth 1; exit $rc"#;
+        // The binary is opened before /tmp is covered: the build tree itself may live in /tmp.
+        let script = r#"exec 3<"$1"; shift; mount -t tmpfs tmpfs /tmp && /proc/self/fd/3 "$@"; rc=$?; echo "--- tmp:"; find /tmp -mindepth 1; exit $rc"#;
         let out = Command::new("unshare")
             .args([
                 "--mount",
