@@ -9,6 +9,8 @@ data=${UFORGE_DATA_DIR:-/var/lib/uforge-quickstart}
 listen=${UFORGE_LISTEN:-127.0.0.1:8443}
 mirror=$(awk '/^URIs:/ && $2 ~ /debian$/ {print $2; exit}' /etc/apt/sources.list.d/*.sources 2>/dev/null || true)
 mirror=${mirror:-http://deb.debian.org/debian}
+security=$(awk '/^URIs:/ && $2 ~ /debian-security$/ {print $2; exit}' /etc/apt/sources.list.d/*.sources 2>/dev/null || true)
+security=${security:-http://deb.debian.org/debian-security}
 suite=$(. /etc/os-release && echo "${VERSION_CODENAME:-bookworm}")
 
 # Repository signatures are checked with gpgv against the Debian archive keyring.
@@ -39,7 +41,8 @@ fi
 export UFORGE_URL=$url UFORGE_USER=demo UFORGE_CACERT=$data/tls/cert.pem
 client() { "$bin/uforge" --token-file "$data/demo.token" "$@"; }
 if [ "$(client --json repo list)" = "[]" ]; then
-    for line in "deb $mirror $suite main" "deb $mirror $suite-updates main"; do
+    for line in "deb $mirror $suite main" "deb $mirror $suite-updates main" \
+        "deb $security $suite-security main"; do
         id=$(client --json repo add "$line" | sed -n 's/.*"id": *\([0-9]*\).*/\1/p')
         client repo sync "$id"
     done

@@ -16,8 +16,9 @@ use super::plan::{Member, MemberKind, Plan};
 use crate::blobstore::{to_hex, BlobStore};
 use crate::{rawpath, Error, Result};
 
-/// dpkg-deb's default compression level.
-const XZ_PRESET: u32 = 6;
+/// A fast xz level rather than dpkg-deb's 6: recreation runs while the agent waits for the
+/// overlay's answer, and level 1 compresses several times faster for ~10% larger packages.
+const XZ_PRESET: u32 = 1;
 
 const AR_MAGIC: &[u8] = b"!<arch>\n";
 const AR_HEADER: u64 = 60;
