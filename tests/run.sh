@@ -18,4 +18,7 @@ export UFORGE_TEST_PG="postgres://postgres@127.0.0.1:$port"
 cargo test --workspace
 python3 -m pip install -q --disable-pip-version-check maturin pytest
 python3 -m pip install -q --disable-pip-version-check ./uforge-py
-python3 -m pytest -q uforge-py/tests
+# The Python tests drive the binaries the cargo run above just built.
+target=$(cargo metadata -q --format-version 1 --no-deps | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
+UFORGE_SCAN_BIN=$target/debug/uforge-scan UFORGE_SERVER_BIN=$target/debug/uforge-server \
+    python3 -m pytest -q uforge-py/tests
