@@ -56,13 +56,12 @@ def drifted_root():
     return fixture_root("drifted")
 
 
-@pytest.fixture(scope="session")
-def cli_bin():
-    """The uforge-scan binary of this workspace."""
-    if os.environ.get("UFORGE_SCAN_BIN"):
-        return os.environ["UFORGE_SCAN_BIN"]
+def workspace_bin(name, env_var):
+    """A binary of this workspace: the one `env_var` names, else built with cargo (debug)."""
+    if os.environ.get(env_var):
+        return os.environ[env_var]
     subprocess.run(
-        ["cargo", "build", "-q", "-p", "uforge-scan-cli", "--bin", "uforge-scan"],
+        ["cargo", "build", "-q", "-p", "uforge-server", "-p", "uforge-scan-cli"],
         cwd=REPO,
         check=True,
     )
@@ -72,7 +71,13 @@ def cli_bin():
         check=True,
         stdout=subprocess.PIPE,
     )
-    return str(Path(json.loads(meta.stdout)["target_directory"]) / "debug" / "uforge-scan")
+    return str(Path(json.loads(meta.stdout)["target_directory"]) / "debug" / name)
+
+
+@pytest.fixture(scope="session")
+def cli_bin():
+    """The uforge-scan binary of this workspace."""
+    return workspace_bin("uforge-scan", "UFORGE_SCAN_BIN")
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,6 @@ temporary data directory on an ephemeral port; users are created with its own CL
 test runs the live scan of the real drifted Debian root against the real bookworm mirror.
 """
 
-import json
 import os
 import queue
 import socket
@@ -13,30 +12,13 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
 import uforge
-from conftest import REPO, fixture_root, mirror_line
+from conftest import fixture_root, mirror_line, workspace_bin
 
 STEPS = ["connect", "scan", "report", "overlay"]
-
-
-def workspace_bin(name):
-    """A binary of this workspace's target directory, built with the server and the agent."""
-    subprocess.run(
-        ["cargo", "build", "-q", "-p", "uforge-server", "-p", "uforge-scan-cli"],
-        cwd=REPO,
-        check=True,
-    )
-    meta = subprocess.run(
-        ["cargo", "metadata", "-q", "--format-version", "1", "--no-deps"],
-        cwd=REPO,
-        check=True,
-        stdout=subprocess.PIPE,
-    )
-    return str(Path(json.loads(meta.stdout)["target_directory"]) / "debug" / name)
 
 
 def server_env():
@@ -115,7 +97,7 @@ class Server:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    binary = os.environ.get("UFORGE_SERVER_BIN") or workspace_bin("uforge-server")
+    binary = workspace_bin("uforge-server", "UFORGE_SERVER_BIN")
     s = Server(binary, tmp_path_factory.mktemp("server") / "data")
     yield s
     s.stop()
