@@ -27,5 +27,7 @@ pub mod recreate;
 pub mod repo;
 pub mod report;
 pub mod scan;
+#[cfg(test)]
+mod test_fixture;
 
 pub use error::{Error, Result};

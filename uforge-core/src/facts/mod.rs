@@ -64,24 +64,7 @@ pub fn gather(input: &FactsInput) -> (Machine, Vec<ScanError>) {
 mod tests {
     use super::*;
     use crate::model::{Keyboard, NetMethod};
-
-    /// The real Debian root built by the fixture script (cached after the first build).
-    fn debian_root() -> std::path::PathBuf {
-        let script = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../tests/fixtures/debian-root.sh"
-        );
-        let out = std::process::Command::new("bash")
-            .args([script, "drifted"])
-            .output()
-            .expect("run debian-root.sh");
-        assert!(
-            out.status.success(),
-            "debian-root.sh failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap().trim().into()
-    }
+    use crate::test_fixture::debian_root;
 
     #[test]
     fn debian_fixture() {

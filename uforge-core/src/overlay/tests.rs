@@ -18,25 +18,8 @@ use crate::model::{FileEntry, FileKind, RawPath};
 use crate::progress::NoProgress;
 use crate::report::ReportReader;
 use crate::scan::{scan_to_report, ScanOptions};
+use crate::test_fixture::debian_root;
 use crate::{rawpath, Error};
-
-/// The real Debian root built by the fixture script (cached after the first build).
-fn debian_root() -> PathBuf {
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../tests/fixtures/debian-root.sh"
-    );
-    let out = Command::new("bash")
-        .args([script, "drifted"])
-        .output()
-        .expect("run debian-root.sh");
-    assert!(
-        out.status.success(),
-        "debian-root.sh failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().into()
-}
 
 /// Scans `root`, saves the report natively, and writes an overlay of the entries `pick`
 /// chooses through a reopened report, as the agent does.

@@ -2,6 +2,7 @@
 //! fixture rebuilt from a scan and an overlay, inspected with dpkg-deb, indexed, and installed
 //! in a copy of the root; and a synthetic package with every awkward member kind.
 
+use crate::test_fixture::debian_root;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ffi::OsStr;
 use std::io::Read;
@@ -47,15 +48,6 @@ fn sha_of(data: &[u8]) -> [u8; 32] {
 
 fn sha_of_file(p: &Path) -> [u8; 32] {
     sha_of(&std::fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display())))
-}
-
-/// The real Debian root built by the fixture script (cached after the first build).
-fn debian_root() -> PathBuf {
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../tests/fixtures/debian-root.sh"
-    );
-    PathBuf::from(sh(&format!("bash '{script}' drifted")).trim())
 }
 
 struct Fixture {

@@ -1,5 +1,6 @@
 //! Repositories end to end: local repositories built with dpkg tools, and the real Debian mirror.
 
+use crate::test_fixture::debian_root;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
@@ -284,15 +285,6 @@ fn signed_repository() {
     assert!(e.contains("unsigned"), "{e}");
 }
 
-/// The fixture root: a real bookworm system (see tests/fixtures/debian-root.sh).
-fn fixture_root() -> PathBuf {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/debian-root.sh");
-    PathBuf::from(sh(
-        &format!("bash '{}' drifted", script.display()),
-        Path::new("/"),
-    ))
-}
-
 /// A cache kept across runs so that the mirror test only fetches InRelease when warm.
 fn mirror_cache() -> PathBuf {
     let base =
@@ -304,7 +296,7 @@ const BOOKWORM: &str = "deb http://deb.debian.org/debian bookworm main";
 
 #[test]
 fn debian_mirror_matches_installed_files() {
-    let root = fixture_root();
+    let root = debian_root();
     let started = std::time::Instant::now();
     let repo = open(BOOKWORM, &mirror_cache()).unwrap();
     eprintln!(
