@@ -3,7 +3,8 @@
 set -euo pipefail
 pkgs=(mmdebstrap attr libcap2-bin bc time util-linux findutils coreutils dpkg dpkg-dev
     gpgv gpg debian-archive-keyring gzip xz-utils tar curl ca-certificates libarchive-tools
-    postgresql postgresql-client libpq-dev python3)
+    postgresql postgresql-client libpq-dev python3
+    qemu-utils qemu-system-x86 ovmf e2fsprogs dosfstools mtools fdisk mount eatmydata skopeo umoci)
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f '${db:Status-Status}' "$p" 2>/dev/null | grep -qx installed || missing+=("$p")

@@ -2,9 +2,12 @@
 //!
 //! Answers are returned as JSON values in the documented shapes, except the analysis, which is
 //! decoded into core's [`Analysis`]. Request bodies that can be large (reports, overlays) are
-//! streamed from any `Read`.
+//! streamed from any `Read`, and so are downloads (images) to a file.
 
-use std::io::Read;
+use std::ffi::OsString;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use base64::Engine;
@@ -281,6 +284,120 @@ impl Client {
     pub fn packages(&self) -> Result<Value, ClientError> {
         self.json("GET", "/packages", Body::None)
     }
+
+    /// Queues an image of a complete scan in `format` (`qcow2`, `vmdk`, `oci`...), for
+    /// `target` (`kvm`, `aws`...; the format's usual platform if `None`), with `network`
+    /// (`keep` or `dhcp`; `keep` if `None`). The answer is the queued image job.
+    pub fn create_image(
+        &self,
+        scan: i64,
+        format: &str,
+        target: Option<&str>,
+        network: Option<&str>,
+    ) -> Result<Value, ClientError> {
+        let mut body = serde_json::json!({ "format": format });
+        if let Some(t) = target {
+            body["target"] = t.into();
+        }
+        if let Some(n) = network {
+            body["network"] = n.into();
+        }
+        self.json("POST", &format!("/scans/{scan}/images"), Body::Json(body))
+    }
+
+    /// The user's image jobs, newest first, optionally those of one scan.
+    pub fn list_images(&self, scan: Option<i64>) -> Result<Value, ClientError> {
+        match scan {
+            Some(s) => self.json("GET", &format!("/images?scan={s}"), Body::None),
+            None => self.json("GET", "/images", Body::None),
+        }
+    }
+
+    /// One image job: status, phase, progress, error, size, SHA-256...
+    pub fn image(&self, id: i64) -> Result<Value, ClientError> {
+        self.json("GET", &format!("/images/{id}"), Body::None)
+    }
+
+    /// The tuning log of a finished image: every change the build made to the scanned files.
+    pub fn tuning_log(&self, id: i64) -> Result<Value, ClientError> {
+        self.json("GET", &format!("/images/{id}/tuning-log"), Body::None)
+    }
+
+    /// Downloads a finished image to `path` and returns its size. The bytes go to
+    /// `PATH.partial`, which becomes `path` only once every byte the server announced has
+    /// arrived and is on disk; on any error it is removed, so `path` never holds half an
+    /// image.
+    pub fn download_image(&self, id: i64, path: &Path) -> Result<u64, ClientError> {
+        let meta = self.image(id)?;
+        let route = format!("/images/{id}/download");
+        let url = format!("{}{route}", self.base);
+        let resp = self.call("GET", &route, Body::None)?;
+        let announced = resp
+            .header("Content-Length")
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        let expected = meta["size"].as_u64().or(announced);
+        let partial = partial_path(path);
+        let result = (|| {
+            let received = save(resp.into_reader(), &partial, &url)?;
+            for want in [announced, expected].into_iter().flatten() {
+                if received != want {
+                    return Err(ClientError::Protocol {
+                        url: url.clone(),
+                        message: format!(
+                            "received {received} bytes of an image of {want}; {} is not kept",
+                            path.display()
+                        ),
+                    });
+                }
+            }
+            std::fs::rename(&partial, path)
+                .map_err(|e| uforge_core::Error::io("rename", &partial, e))?;
+            Ok(received)
+        })();
+        if result.is_err() {
+            let _ = std::fs::remove_file(&partial);
+        }
+        result
+    }
+
+    /// Deletes an image job and its file (refused while it is being built).
+    pub fn delete_image(&self, id: i64) -> Result<(), ClientError> {
+        self.json("DELETE", &format!("/images/{id}"), Body::None)
+            .map(drop)
+    }
+}
+
+/// `PATH.partial`, beside `path`.
+pub fn partial_path(path: &Path) -> PathBuf {
+    let mut name = OsString::from(path.as_os_str());
+    name.push(".partial");
+    PathBuf::from(name)
+}
+
+/// Copies a download into a new file at `dest`, synced to disk; the bytes written. Errors
+/// say whether the network (`url`) or the file failed.
+fn save(mut from: impl Read, dest: &Path, url: &str) -> Result<u64, ClientError> {
+    let io = |op: &'static str| move |e| ClientError::Core(uforge_core::Error::io(op, dest, e));
+    let mut file = File::create(dest).map_err(io("create"))?;
+    let mut buf = vec![0u8; 1 << 20];
+    let mut total = 0u64;
+    loop {
+        let n = match from.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                return Err(ClientError::Transport {
+                    url: url.to_string(),
+                    message: format!("the download broke off after {total} bytes: {e}"),
+                })
+            }
+        };
+        file.write_all(&buf[..n]).map_err(io("write"))?;
+        total += n as u64;
+    }
+    file.sync_all().map_err(io("sync"))?;
+    Ok(total)
 }
 
 enum Body<'a> {

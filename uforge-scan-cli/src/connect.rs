@@ -11,9 +11,10 @@ use uforge_client::{Client, Credentials, TlsOptions};
 /// How to reach and authenticate to a uforge server.
 #[derive(Debug, Args)]
 pub struct ConnectArgs {
-    /// Server URL (`https://host:8443`).
+    /// Server URL (`https://host:8443`). Required by every command that talks to a server;
+    /// optional on the command line so that local commands (`uforge image build`) need none.
     #[arg(short = 'U', long = "url", env = "UFORGE_URL", value_name = "URL")]
-    pub url: String,
+    pub url: Option<String>,
     /// User name.
     #[arg(short = 'u', long = "user", env = "UFORGE_USER", value_name = "USER")]
     pub user: Option<String>,
@@ -39,8 +40,17 @@ pub struct ConnectArgs {
 }
 
 impl ConnectArgs {
+    /// The server URL; an error saying how to give it when it is missing.
+    pub fn url(&self) -> Result<&str> {
+        match self.url.as_deref() {
+            Some(u) if !u.trim().is_empty() => Ok(u),
+            _ => bail!("no server URL: give -U https://HOST:PORT or set UFORGE_URL"),
+        }
+    }
+
     /// A client for the server these flags name.
     pub fn client(&self) -> Result<Client> {
+        let url = self.url()?;
         let token = match (&self.token, &self.token_file) {
             (Some(t), _) => t.clone(),
             (None, Some(f)) => std::fs::read_to_string(f)
@@ -60,7 +70,7 @@ impl ConnectArgs {
             cacert: self.cacert.clone(),
             insecure: self.insecure,
         };
-        Ok(Client::new(&self.url, &creds, &tls)?)
+        Ok(Client::new(url, &creds, &tls)?)
     }
 }
 

@@ -29,7 +29,7 @@ pub fn run(args: RunArgs) -> Result<()> {
         format!(
             "scan of {} for {} failed",
             args.root.display(),
-            args.connect.url
+            args.connect.url.as_deref().unwrap_or_default()
         )
     })?;
     if !args.quiet && std::io::stderr().is_terminal() {

@@ -78,6 +78,10 @@ pub struct ServeArgs {
     /// keyring).
     #[arg(long, env = "UFORGE_KEYRING", value_name = "FILE")]
     pub keyring: Option<PathBuf>,
+    /// Image jobs this process builds at once (default 1). 0 builds none here: jobs wait for
+    /// another server process sharing the database and data directory.
+    #[arg(long, env = "UFORGE_IMAGE_WORKERS", value_name = "N")]
+    pub image_workers: Option<usize>,
 }
 
 /// `user` subcommands.

@@ -12,6 +12,7 @@ use crate::cli::{Cli, Command, CommonArgs, ServeArgs, UserCommand};
 use crate::config;
 use crate::datadir::DataDir;
 use crate::db::{queries, Db};
+use crate::jobs::Jobs;
 use crate::{server, tls};
 
 /// The user created on first start, so that a fresh server can be used at once.
@@ -113,6 +114,7 @@ fn serve(args: &ServeArgs) -> Result<()> {
     let blobs = LocalBlobStore::open(data.blobs())
         .with_context(|| format!("cannot open the blob store {}", data.blobs().display()))?;
     let identity = tls::load(cfg.tls.as_ref(), &data.tls())?;
+    let blobs = Arc::new(blobs);
     let admin_exists = queries::user_by_name(&mut *db.get()?, ADMIN)?.is_some();
     let admin_token = if admin_exists {
         None
@@ -124,10 +126,17 @@ fn serve(args: &ServeArgs) -> Result<()> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(cfg.listen)
-            .await
-            .with_context(|| format!("cannot listen on {}", cfg.listen))?;
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind(cfg.listen))
+        .with_context(|| format!("cannot listen on {}", cfg.listen))?;
+    // Only once the address is ours: a server that cannot start must not claim jobs.
+    let jobs = Arc::new(Jobs::start(
+        db.clone(),
+        data.clone(),
+        blobs.clone(),
+        cfg.image_workers,
+    )?);
+    let served = runtime.block_on(async {
         let addr = listener.local_addr()?;
         tracing::info!(
             data_dir = %data.root().display(),
@@ -156,14 +165,17 @@ fn serve(args: &ServeArgs) -> Result<()> {
         let state = Arc::new(AppState {
             db,
             data,
-            blobs: Arc::new(blobs),
+            blobs,
             max_report_bytes: cfg.max_report_bytes,
             keyring: cfg.keyring.clone(),
             busy: Mutex::new(Default::default()),
             recreating: tokio::sync::Mutex::new(()),
+            jobs: jobs.clone(),
         });
         server::serve(listener, identity.config, api::router(state)).await
-    })
+    });
+    jobs.shutdown();
+    served
 }
 
 #[cfg(test)]

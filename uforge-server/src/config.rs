@@ -16,6 +16,12 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:8443";
 /// The report size limit when none is configured: 1 GiB.
 pub const DEFAULT_MAX_REPORT_BYTES: u64 = 1 << 30;
 
+/// Image jobs built at once when none is configured.
+pub const DEFAULT_IMAGE_WORKERS: usize = 1;
+
+/// More image workers than this is a typo, not a plan: each one needs room for a whole image.
+pub const MAX_IMAGE_WORKERS: usize = 64;
+
 /// A configuration file. Every key is optional; names match the long flags with `_`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -34,6 +40,8 @@ pub struct FileConfig {
     pub max_report_bytes: Option<Size>,
     /// `keyring = "/usr/share/keyrings/debian-archive-keyring.gpg"`.
     pub keyring: Option<PathBuf>,
+    /// `image_workers = 2`.
+    pub image_workers: Option<usize>,
 }
 
 /// A size in a configuration file: a number of bytes or a string with a unit.
@@ -107,6 +115,8 @@ pub struct ServeConfig {
     pub max_report_bytes: u64,
     /// Keyring for repositories without `signed-by`.
     pub keyring: Option<PathBuf>,
+    /// Image jobs built at once by this process.
+    pub image_workers: usize,
 }
 
 fn file_config(common: &CommonArgs) -> Result<FileConfig> {
@@ -176,12 +186,20 @@ pub fn resolve_serve(args: &ServeArgs) -> Result<ServeConfig> {
     if max_report_bytes == 0 {
         bail!("the report size limit must be at least one byte");
     }
+    let image_workers = args
+        .image_workers
+        .or(file.image_workers)
+        .unwrap_or(DEFAULT_IMAGE_WORKERS);
+    if image_workers > MAX_IMAGE_WORKERS {
+        bail!("{image_workers} image workers is too many: at most {MAX_IMAGE_WORKERS}");
+    }
     Ok(ServeConfig {
         storage,
         listen,
         tls,
         max_report_bytes,
         keyring: args.keyring.clone().or(file.keyring),
+        image_workers,
     })
 }
 
@@ -241,7 +259,8 @@ mod tests {
         let file = dir.path().join("c.toml");
         std::fs::write(
             &file,
-            "listen = \"127.0.0.1:9000\"\nmax_report_bytes = \"2K\"\ndata_dir = \"/from/file\"\n",
+            "listen = \"127.0.0.1:9000\"\nmax_report_bytes = \"2K\"\ndata_dir = \"/from/file\"\n\
+             image_workers = 3\n",
         )
         .unwrap();
         let mut args = ServeArgs::default();
@@ -250,11 +269,17 @@ mod tests {
         assert_eq!(c.listen.port(), 9000);
         assert_eq!(c.max_report_bytes, 2048);
         assert_eq!(c.storage.data_dir, Path::new("/from/file"));
+        assert_eq!(c.image_workers, 3);
         args.listen = Some("127.0.0.1:0".into());
         args.common.data_dir = Some("/from/flag".into());
         let c = resolve_serve(&args).unwrap();
         assert_eq!(c.listen.port(), 0);
         assert_eq!(c.storage.data_dir, Path::new("/from/flag"));
+        args.image_workers = Some(0);
+        assert_eq!(resolve_serve(&args).unwrap().image_workers, 0);
+        args.image_workers = Some(MAX_IMAGE_WORKERS + 1);
+        assert!(resolve_serve(&args).is_err());
+        args.image_workers = Some(0);
         assert_eq!(
             c.storage.database,
             Database::Sqlite("/from/flag/uforge.db".into())

@@ -8,6 +8,8 @@
 //! DIR/reports/ID.analysis.json
 //! DIR/repos/USER/             the user's recreated packages, a flat repository
 //! DIR/cache/                  repository indexes and .deb files
+//! DIR/images/ID/NAME.EXT      the image built by image job ID
+//! DIR/work/images/ID/         scratch space of image job ID while it builds
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -26,7 +28,15 @@ impl DataDir {
         let d = DataDir {
             root: root.to_path_buf(),
         };
-        for p in [d.root.clone(), d.reports(), d.repos(), d.cache(), d.tls()] {
+        for p in [
+            d.root.clone(),
+            d.reports(),
+            d.repos(),
+            d.cache(),
+            d.tls(),
+            d.images(),
+            d.image_work_root(),
+        ] {
             std::fs::create_dir_all(&p)
                 .with_context(|| format!("cannot create {}", p.display()))?;
         }
@@ -97,6 +107,26 @@ impl DataDir {
     /// The blob store.
     pub fn blobs(&self) -> PathBuf {
         self.root.join("blobs")
+    }
+
+    /// Every built image, one directory per job.
+    pub fn images(&self) -> PathBuf {
+        self.root.join("images")
+    }
+
+    /// The directory holding the image of one job.
+    pub fn image_dir(&self, id: i64) -> PathBuf {
+        self.images().join(id.to_string())
+    }
+
+    /// Scratch space of every image job.
+    pub fn image_work_root(&self) -> PathBuf {
+        self.root.join("work").join("images")
+    }
+
+    /// Scratch space of one image job while it builds.
+    pub fn image_work(&self, id: i64) -> PathBuf {
+        self.image_work_root().join(id.to_string())
     }
 
     /// The generated TLS certificate and key.

@@ -1,7 +1,8 @@
 //! uforge-server: the AppCenter side of a migration. It keeps users and their API tokens,
 //! package repositories, machines and scans in a database (SQLite by default, PostgreSQL at
 //! scale), receives reports and overlays over HTTPS, verifies overlays into a content-addressed
-//! blob store and rebuilds the packages no repository has.
+//! blob store, rebuilds the packages no repository has, and builds machine images from scans
+//! in background jobs.
 //!
 //! The binary is a thin shell over [`commands::run`]; the HTTP API is documented in
 //! `docs/api.md` and served as OpenAPI at `/api/v1/openapi.json`.
@@ -14,6 +15,7 @@ pub mod commands;
 pub mod config;
 pub(crate) mod datadir;
 pub(crate) mod db;
+pub(crate) mod jobs;
 pub(crate) mod pipeline;
 pub(crate) mod recreate;
 pub(crate) mod server;

@@ -310,6 +310,7 @@ fn refused_reports(b: Backend) {
         b,
         Options {
             max_report_bytes: Some(limit),
+            ..Options::default()
         },
     );
     let root = small_root();

@@ -5,4 +5,5 @@
 mod util;
 
 mod api;
+mod images;
 mod scans;

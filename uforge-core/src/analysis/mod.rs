@@ -10,6 +10,7 @@ use std::io::{Read, Write};
 use serde::{Deserialize, Serialize};
 
 pub use analyze::analyze;
+pub(crate) use compare::file_diff;
 pub use compare::{compare, walk_order, Comparison, FileChange, PackageChange};
 pub use previous::PreviousScan;
 
@@ -144,6 +145,22 @@ struct JAnalysis {
 }
 
 impl Analysis {
+    /// What an overlay made from this analysis is checked against: the report entry of every
+    /// wanted path, read from the report the analysis was made of.
+    pub fn expected(
+        &self,
+        mut report: crate::report::ReportReader,
+    ) -> Result<std::collections::HashMap<RawPath, crate::model::FileEntry>> {
+        let mut wanted: std::collections::HashSet<&RawPath> = self.wanted.iter().collect();
+        let mut out = std::collections::HashMap::with_capacity(wanted.len());
+        while let Some(e) = report.next_file()? {
+            if wanted.remove(&e.path) {
+                out.insert(e.path.clone(), e);
+            }
+        }
+        Ok(out)
+    }
+
     /// Writes the JSON form: `missing_packages`, `modified_files`, `deleted_files`,
     /// `unknown_files`, `wanted`, with paths encoded as in reports (`path` or `path_b64`).
     pub fn write_json(&self, out: impl Write) -> Result<()> {

@@ -20,7 +20,7 @@ mod ustar;
 mod write;
 
 pub use read::{read_overlay, OverlayReceipt, ReadLimits};
-pub use write::{write_overlay, OverlayStats};
+pub use write::{write_overlay, write_tree, OverlayStats};
 
 #[cfg(test)]
 mod tests;

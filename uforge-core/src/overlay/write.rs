@@ -52,6 +52,44 @@ pub fn write_overlay<W: Write>(
     out: W,
     progress: &dyn Progress,
 ) -> Result<OverlayStats> {
+    write(root, report, Wanted::Only(wanted), out, progress)
+}
+
+/// Streams a tar of every entry of `report` (a scan of `root`), as [`write_overlay`] does for
+/// the wanted ones: the archive of a whole tree (image layers, root tarballs) without a set of
+/// every path in memory.
+pub fn write_tree<W: Write>(
+    root: &Path,
+    report: &mut ReportReader,
+    out: W,
+    progress: &dyn Progress,
+) -> Result<OverlayStats> {
+    write(root, report, Wanted::All, out, progress)
+}
+
+/// Which entries of a report an archive carries.
+#[derive(Clone, Copy)]
+enum Wanted<'a> {
+    All,
+    Only(&'a HashSet<RawPath>),
+}
+
+impl Wanted<'_> {
+    fn contains(self, path: &RawPath) -> bool {
+        match self {
+            Wanted::All => true,
+            Wanted::Only(set) => set.contains(path),
+        }
+    }
+}
+
+fn write<W: Write>(
+    root: &Path,
+    report: &mut ReportReader,
+    wanted: Wanted<'_>,
+    out: W,
+    progress: &dyn Progress,
+) -> Result<OverlayStats> {
     let mut full = root.as_os_str().as_bytes().to_vec();
     // In-root paths start with '/': a root of "/" must contribute nothing.
     while full.last() == Some(&b'/') {
@@ -94,7 +132,7 @@ struct Writer<'a, 'o, W> {
     pax: Vec<u8>,
     map: Vec<u8>,
     extents: Vec<Extent>,
-    wanted: &'a HashSet<RawPath>,
+    wanted: Wanted<'a>,
     /// Wanted regular files left out because they changed: their further names go too.
     left_out_files: HashSet<RawPath>,
     /// First name of an inode (not wanted) -> the wanted name written as its regular file.

@@ -2,6 +2,10 @@
 
 #[path = "../connect.rs"]
 mod connect;
+#[path = "../image_cmd.rs"]
+mod image_cmd;
+#[path = "../image_local.rs"]
+mod image_local;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -12,7 +16,7 @@ use serde_json::Value;
 
 use connect::ConnectArgs;
 
-/// Manage scans and repositories on a uforge server.
+/// Manage scans, repositories and images on a uforge server.
 #[derive(Debug, Parser)]
 #[command(name = "uforge", version)]
 struct Cli {
@@ -39,6 +43,9 @@ enum Command {
     /// Packages the server recreated because no repository had them.
     #[command(subcommand)]
     Package(PackageCmd),
+    /// Machine images built from scans.
+    #[command(subcommand)]
+    Image(image_cmd::ImageCmd),
 }
 
 #[derive(Debug, Subcommand)]
@@ -113,8 +120,13 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<()> {
+    let command = match cli.command {
+        // Image subcommands include local ones that need no server.
+        Command::Image(cmd) => return image_cmd::run(cmd, &cli.connect, cli.json),
+        other => other,
+    };
     let client = cli.connect.client()?;
-    let (value, table): (Value, fn(&Value) -> Vec<String>) = match cli.command {
+    let (value, table): (Value, fn(&Value) -> Vec<String>) = match command {
         Command::Scan(ScanCmd::List { machine }) => (client.scans(machine.as_deref())?, scan_rows),
         Command::Scan(ScanCmd::Show { id }) => (client.scan(id)?, scan_detail),
         Command::Scan(ScanCmd::Compare { a, b }) => (client.compare(a, b)?, compare_rows),
@@ -135,13 +147,19 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Machine(MachineCmd::List) => (client.machines()?, machine_rows),
         Command::Package(PackageCmd::List) => (client.packages()?, package_rows),
+        Command::Image(_) => unreachable!("handled above"),
     };
+    emit(cli.json, &value, table)
+}
+
+/// Prints an answer: pretty JSON with `--json`, else the lines `table` makes of it.
+fn emit(json: bool, value: &Value, table: fn(&Value) -> Vec<String>) -> Result<()> {
     let mut out = std::io::stdout().lock();
-    if cli.json {
-        serde_json::to_writer_pretty(&mut out, &value)?;
+    if json {
+        serde_json::to_writer_pretty(&mut out, value)?;
         writeln!(out)?;
     } else {
-        for line in table(&value) {
+        for line in table(value) {
             writeln!(out, "{line}")?;
         }
     }
@@ -264,4 +282,13 @@ fn package_rows(v: &Value) -> Vec<String> {
         ));
     }
     rows
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn command_line_is_consistent() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
+    }
 }

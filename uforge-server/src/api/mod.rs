@@ -2,6 +2,7 @@
 //! extractors the handlers share.
 
 mod health;
+mod images;
 mod openapi;
 mod packages;
 mod repos;
@@ -39,6 +40,8 @@ pub(crate) struct AppState {
     pub busy: Mutex<HashSet<i64>>,
     /// Rebuilding packages rewrites a user's repository index: one rebuild at a time.
     pub recreating: tokio::sync::Mutex<()>,
+    /// The image workers, woken when a job is queued.
+    pub jobs: Arc<crate::jobs::Jobs>,
 }
 
 pub(crate) type Shared = Arc<AppState>;
@@ -279,8 +282,18 @@ fn table() -> Vec<(Method, &'static str, MethodRouter<Shared>)> {
             "/scans/{id}/compare/{other}",
             get(scans::compare),
         ),
+        (Method::POST, "/scans/{id}/images", post(images::create)),
         (Method::GET, "/packages", get(packages::list)),
         (Method::GET, "/packages/{file}", get(packages::download)),
+        (Method::GET, "/images", get(images::list)),
+        (Method::GET, "/images/{id}", get(images::get_one)),
+        (Method::DELETE, "/images/{id}", delete(images::remove)),
+        (
+            Method::GET,
+            "/images/{id}/tuning-log",
+            get(images::tuning_log),
+        ),
+        (Method::GET, "/images/{id}/download", get(images::download)),
     ]
 }
 

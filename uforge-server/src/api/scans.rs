@@ -145,6 +145,7 @@ pub(crate) async fn get_one(
 }
 
 /// Deletes a scan with its report and analysis. Blobs stay: other scans may share them.
+/// Refused while an image of the scan is queued or being built: the build reads the report.
 pub(crate) async fn remove(
     State(state): State<Shared>,
     Extension(user): Extension<AuthUser>,
@@ -153,8 +154,25 @@ pub(crate) async fn remove(
     let (s, _) = load(&state, &user, &id).await?;
     let _guard = state.claim(s.id)?;
     let (uid, id) = (user.id, s.id);
-    if !db(&state, move |c| queries::delete_scan(c, uid, id)).await? {
-        return Err(ApiError::not_found(format!("no scan {id}")));
+    let deleted = db(&state, move |c| {
+        let active = queries::active_images_of_scan(c, id)?;
+        if !active.is_empty() {
+            return Ok(Err(active));
+        }
+        queries::delete_scan(c, uid, id).map(Ok)
+    })
+    .await?;
+    match deleted {
+        Ok(true) => {}
+        Ok(false) => return Err(ApiError::not_found(format!("no scan {id}"))),
+        Err(active) => {
+            let ids: Vec<String> = active.iter().map(i64::to_string).collect();
+            return Err(ApiError::conflict(format!(
+                "scan {id} has images queued or being built ({}); wait until they end, or \
+                 delete the queued ones, before deleting the scan",
+                ids.join(", ")
+            )));
+        }
     }
     remove_files(&state, id).await;
     Ok(StatusCode::NO_CONTENT)

@@ -7,7 +7,7 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
-use super::schema::{machines, recreated_packages, repos, scans, users};
+use super::schema::{images, machines, recreated_packages, repos, scans, users};
 
 /// A user.
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -175,6 +175,73 @@ pub struct NewPackage<'a> {
     pub sha256: &'a str,
     /// Size.
     pub size: i64,
+    /// Creation time.
+    pub created_at: NaiveDateTime,
+}
+
+/// An image generation job, without its tuning log: that can be large, and only one endpoint
+/// reads it ([`super::queries::image_tuning_log`]).
+#[derive(Debug, Clone, Queryable, QueryableByName, Selectable)]
+#[diesel(table_name = images)]
+pub struct Image {
+    /// Primary key.
+    pub id: i64,
+    /// Owner.
+    pub user_id: i64,
+    /// Scan it is built from.
+    pub scan_id: Option<i64>,
+    /// Format name.
+    pub format: String,
+    /// Target name.
+    pub target: String,
+    /// Network policy.
+    pub network: String,
+    /// `queued`, `running`, `done` or `failed`.
+    pub status: String,
+    /// Phase running or last reached.
+    pub phase: Option<String>,
+    /// Entries processed in the phase.
+    pub progress_files: i64,
+    /// Bytes processed in the phase.
+    pub progress_bytes: i64,
+    /// Bytes the phase will process.
+    pub progress_total: Option<i64>,
+    /// Why it failed.
+    pub error: Option<String>,
+    /// Image file name.
+    pub file: Option<String>,
+    /// Image size.
+    pub size: Option<i64>,
+    /// Image SHA-256, hex.
+    pub sha256: Option<String>,
+    /// Process running it.
+    pub worker: Option<String>,
+    /// Last sign of life of that process.
+    pub heartbeat_at: Option<NaiveDateTime>,
+    /// Creation time.
+    pub created_at: NaiveDateTime,
+    /// Claim time.
+    pub started_at: Option<NaiveDateTime>,
+    /// End time.
+    pub finished_at: Option<NaiveDateTime>,
+}
+
+/// An image job to queue.
+#[derive(Debug, Insertable)]
+#[diesel(table_name = images)]
+pub struct NewImage<'a> {
+    /// Owner.
+    pub user_id: i64,
+    /// Scan.
+    pub scan_id: Option<i64>,
+    /// Format name.
+    pub format: &'a str,
+    /// Target name.
+    pub target: &'a str,
+    /// Network policy.
+    pub network: &'a str,
+    /// Initial status.
+    pub status: &'a str,
     /// Creation time.
     pub created_at: NaiveDateTime,
 }

@@ -6,7 +6,7 @@ use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 
 use super::models::*;
-use super::schema::{machines, recreated_packages, repos, scans, users};
+use super::schema::{images, machines, recreated_packages, repos, scans, users};
 use super::{now, AnyConnection};
 
 type C = AnyConnection;
@@ -19,6 +19,18 @@ pub mod status {
     pub const ANALYZED: &str = "analyzed";
     /// Overlay verified and stored.
     pub const COMPLETE: &str = "complete";
+}
+
+/// Image job states.
+pub mod image_status {
+    /// Waiting for a worker.
+    pub const QUEUED: &str = "queued";
+    /// Claimed by a worker and building.
+    pub const RUNNING: &str = "running";
+    /// Built: the file, its size, digest and tuning log are stored.
+    pub const DONE: &str = "done";
+    /// Ended without an image; `error` says why.
+    pub const FAILED: &str = "failed";
 }
 
 /// Creates a user; `Ok(None)` if the name is taken.
@@ -278,12 +290,15 @@ pub fn set_complete(c: &mut C, id: i64) -> QueryResult<Scan> {
 }
 
 /// Deletes one of the user's scans; whether it existed. Packages rebuilt from it stay in the
-/// user's repository, no longer tied to a scan.
+/// user's repository and images built from it stay too, no longer tied to a scan.
 pub fn delete_scan(c: &mut C, user: i64, id: i64) -> QueryResult<bool> {
     // Done here, not left to ON DELETE SET NULL, which SQLite applies only with foreign keys
     // switched on for the connection.
     diesel::update(recreated_packages::table.filter(recreated_packages::scan_id.eq(id)))
         .set(recreated_packages::scan_id.eq(None::<i64>))
+        .execute(c)?;
+    diesel::update(images::table.filter(images::scan_id.eq(id)))
+        .set(images::scan_id.eq(None::<i64>))
         .execute(c)?;
     diesel::delete(scans::table.filter(scans::user_id.eq(user).and(scans::id.eq(id))))
         .execute(c)
@@ -330,6 +345,280 @@ pub fn package_file(c: &mut C, user: i64, file: &str) -> QueryResult<Option<Pack
                 .and(recreated_packages::file.eq(file)),
         )
         .select(Package::as_select())
+        .first(c)
+        .optional()
+}
+
+/// Queues an image job.
+pub fn create_image(c: &mut C, row: &NewImage<'_>) -> QueryResult<Image> {
+    let id: i64 = diesel::insert_into(images::table)
+        .values(row)
+        .returning(images::id)
+        .get_result(c)?;
+    image_by_id(c, id)
+}
+
+/// An image job, whoever owns it.
+fn image_by_id(c: &mut C, id: i64) -> QueryResult<Image> {
+    images::table
+        .filter(images::id.eq(id))
+        .select(Image::as_select())
+        .first(c)
+}
+
+/// One of the user's image jobs, with the name of the machine its scan is of (none once the
+/// scan is deleted).
+pub fn image(c: &mut C, user: i64, id: i64) -> QueryResult<Option<(Image, Option<String>)>> {
+    images::table
+        .left_join(scans::table.inner_join(machines::table))
+        .filter(images::user_id.eq(user).and(images::id.eq(id)))
+        .select((Image::as_select(), machines::name.nullable()))
+        .first(c)
+        .optional()
+}
+
+/// The tuning log of one of the user's image jobs: `None` if there is no such job, `Some(None)`
+/// if it has none (yet).
+pub fn image_tuning_log(c: &mut C, user: i64, id: i64) -> QueryResult<Option<Option<String>>> {
+    images::table
+        .filter(images::user_id.eq(user).and(images::id.eq(id)))
+        .select(images::tuning_log)
+        .first(c)
+        .optional()
+}
+
+/// The user's image jobs, newest first, optionally of one scan.
+pub fn list_images(
+    c: &mut C,
+    user: i64,
+    scan: Option<i64>,
+) -> QueryResult<Vec<(Image, Option<String>)>> {
+    let mut q = images::table
+        .left_join(scans::table.inner_join(machines::table))
+        .filter(images::user_id.eq(user))
+        .into_boxed();
+    if let Some(s) = scan {
+        q = q.filter(images::scan_id.eq(s));
+    }
+    q.order(images::id.desc())
+        .select((Image::as_select(), machines::name.nullable()))
+        .load(c)
+}
+
+/// What [`delete_image`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImageDeletion {
+    /// The row is gone.
+    Deleted,
+    /// The job is running and was left alone.
+    Running,
+    /// No such job of the user.
+    Missing,
+}
+
+/// Deletes one of the user's image jobs unless it is running. The condition is part of the
+/// DELETE, so a worker claiming the job at the same moment either wins (and the job stays) or
+/// finds it gone.
+pub fn delete_image(c: &mut C, user: i64, id: i64) -> QueryResult<ImageDeletion> {
+    let n = diesel::delete(
+        images::table.filter(
+            images::user_id
+                .eq(user)
+                .and(images::id.eq(id))
+                .and(images::status.ne(image_status::RUNNING)),
+        ),
+    )
+    .execute(c)?;
+    if n > 0 {
+        return Ok(ImageDeletion::Deleted);
+    }
+    let exists = images::table
+        .filter(images::user_id.eq(user).and(images::id.eq(id)))
+        .select(images::id)
+        .first::<i64>(c)
+        .optional()?;
+    Ok(match exists {
+        Some(_) => ImageDeletion::Running,
+        None => ImageDeletion::Missing,
+    })
+}
+
+/// The image jobs of a scan that are queued or running.
+pub fn active_images_of_scan(c: &mut C, scan: i64) -> QueryResult<Vec<i64>> {
+    images::table
+        .filter(images::scan_id.eq(scan))
+        .filter(images::status.eq_any([image_status::QUEUED, image_status::RUNNING]))
+        .order(images::id)
+        .select(images::id)
+        .load(c)
+}
+
+/// Claims the oldest queued image job for `worker`, or `None` when nothing is queued.
+///
+/// The UPDATE only matches a row that is still queued, so when several workers (of this or
+/// other processes) go for the same job exactly one of them gets it. On PostgreSQL the pick
+/// and the claim are one statement that skips rows other workers are claiming; on SQLite,
+/// whose writers take turns anyway, a worker that lost the race looks again.
+pub fn claim_image(c: &mut C, worker: &str) -> QueryResult<Option<Image>> {
+    if let AnyConnection::Postgresql(pg) = c {
+        use diesel::sql_types::{Text, Timestamp};
+        return diesel::sql_query(
+            "UPDATE images SET status = 'running', worker = $1, heartbeat_at = $2, \
+             started_at = $2 \
+             WHERE status = 'queued' AND id = (SELECT id FROM images WHERE status = 'queued' \
+             ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED) \
+             RETURNING *",
+        )
+        .bind::<Text, _>(worker)
+        .bind::<Timestamp, _>(now())
+        .get_result::<Image>(pg)
+        .optional();
+    }
+    loop {
+        let next = images::table
+            .filter(images::status.eq(image_status::QUEUED))
+            .order(images::id)
+            .select(images::id)
+            .first::<i64>(c)
+            .optional()?;
+        let Some(id) = next else {
+            return Ok(None);
+        };
+        let at = now();
+        let won = diesel::update(
+            images::table.filter(
+                images::id
+                    .eq(id)
+                    .and(images::status.eq(image_status::QUEUED)),
+            ),
+        )
+        .set((
+            images::status.eq(image_status::RUNNING),
+            images::worker.eq(Some(worker)),
+            images::heartbeat_at.eq(Some(at)),
+            images::started_at.eq(Some(at)),
+        ))
+        .returning(images::id)
+        .get_result::<i64>(c)
+        .optional()?;
+        if let Some(id) = won {
+            // Held now: nobody else changes the row until this worker lets go of it.
+            return image_by_id(c, id).map(Some);
+        }
+    }
+}
+
+/// The progress of a running job, as recorded.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImageProgress {
+    /// Phase name.
+    pub phase: Option<String>,
+    /// Entries processed in the phase.
+    pub files: i64,
+    /// Bytes processed in the phase.
+    pub bytes: i64,
+    /// Bytes the phase will process, if known.
+    pub total: Option<i64>,
+}
+
+/// Matches a job only while `worker` still holds it: once a job has been taken away (marked
+/// failed because its worker looked dead), nothing the old worker writes lands.
+macro_rules! held_by {
+    ($id:expr, $worker:expr) => {
+        images::table.filter(
+            images::id
+                .eq($id)
+                .and(images::status.eq(image_status::RUNNING))
+                .and(images::worker.eq($worker)),
+        )
+    };
+}
+
+/// Records a running job's progress and heartbeat; whether the worker still holds the job.
+pub fn record_image_progress(
+    c: &mut C,
+    id: i64,
+    worker: &str,
+    p: &ImageProgress,
+) -> QueryResult<bool> {
+    diesel::update(held_by!(id, worker))
+        .set((
+            images::phase.eq(p.phase.as_deref()),
+            images::progress_files.eq(p.files),
+            images::progress_bytes.eq(p.bytes),
+            images::progress_total.eq(p.total),
+            images::heartbeat_at.eq(Some(now())),
+        ))
+        .execute(c)
+        .map(|n| n > 0)
+}
+
+/// Records the file name a running job writes; whether the worker still holds the job.
+pub fn set_image_file(c: &mut C, id: i64, worker: &str, file: &str) -> QueryResult<bool> {
+    diesel::update(held_by!(id, worker))
+        .set(images::file.eq(Some(file)))
+        .execute(c)
+        .map(|n| n > 0)
+}
+
+/// Marks a running job done with what it produced; whether the worker still held the job.
+pub fn finish_image(
+    c: &mut C,
+    id: i64,
+    worker: &str,
+    size: i64,
+    sha256: &str,
+    tuning_log: &str,
+) -> QueryResult<bool> {
+    diesel::update(held_by!(id, worker))
+        .set((
+            images::status.eq(image_status::DONE),
+            images::size.eq(Some(size)),
+            images::sha256.eq(Some(sha256)),
+            images::tuning_log.eq(Some(tuning_log)),
+            images::error.eq(None::<String>),
+            images::finished_at.eq(Some(now())),
+        ))
+        .execute(c)
+        .map(|n| n > 0)
+}
+
+/// Marks a running job failed, if `worker` still holds it; whether it did.
+pub fn fail_image(c: &mut C, id: i64, worker: &str, error: &str) -> QueryResult<bool> {
+    diesel::update(held_by!(id, worker))
+        .set((
+            images::status.eq(image_status::FAILED),
+            images::error.eq(Some(error)),
+            images::size.eq(None::<i64>),
+            images::sha256.eq(None::<String>),
+            images::finished_at.eq(Some(now())),
+        ))
+        .execute(c)
+        .map(|n| n > 0)
+}
+
+/// Every running image job, of every user and every worker.
+pub fn running_images(c: &mut C) -> QueryResult<Vec<Image>> {
+    images::table
+        .filter(images::status.eq(image_status::RUNNING))
+        .order(images::id)
+        .select(Image::as_select())
+        .load(c)
+}
+
+/// The status of each of these image jobs that exists.
+pub fn image_statuses(c: &mut C, ids: &[i64]) -> QueryResult<Vec<(i64, String)>> {
+    images::table
+        .filter(images::id.eq_any(ids))
+        .select((images::id, images::status))
+        .load(c)
+}
+
+/// A user's name.
+pub fn user_name(c: &mut C, id: i64) -> QueryResult<Option<String>> {
+    users::table
+        .filter(users::id.eq(id))
+        .select(users::name)
         .first(c)
         .optional()
 }

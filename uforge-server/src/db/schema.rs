@@ -95,6 +95,63 @@ diesel::table! {
     }
 }
 
-diesel::joinable!(scans -> machines (machine_id));
+diesel::table! {
+    /// Image generation jobs: `queued`, claimed by a worker and `running`, then `done` or
+    /// `failed`.
+    images (id) {
+        /// Primary key.
+        id -> BigInt,
+        /// Owner.
+        user_id -> BigInt,
+        /// The scan the image is built from (null once that scan is deleted).
+        scan_id -> Nullable<BigInt>,
+        /// Output format name (`qcow2`).
+        format -> Text,
+        /// Target platform name (`kvm`).
+        target -> Text,
+        /// Network policy (`keep` or `dhcp`).
+        network -> Text,
+        /// `queued`, `running`, `done` or `failed`.
+        status -> Text,
+        /// The build phase running, or the last one reached.
+        phase -> Nullable<Text>,
+        /// Entries processed in the phase.
+        progress_files -> BigInt,
+        /// Bytes processed in the phase.
+        progress_bytes -> BigInt,
+        /// Bytes the phase will process, when known.
+        progress_total -> Nullable<BigInt>,
+        /// Why the job failed: the whole error chain.
+        error -> Nullable<Text>,
+        /// File name of the image under its directory.
+        file -> Nullable<Text>,
+        /// Size of the finished image.
+        size -> Nullable<BigInt>,
+        /// SHA-256 of the finished image, hex.
+        sha256 -> Nullable<Text>,
+        /// The tuning log of the finished image, JSON.
+        tuning_log -> Nullable<Text>,
+        /// The process running the job (`HOST/BOOT/PID`).
+        worker -> Nullable<Text>,
+        /// When that process last showed signs of life (UTC).
+        heartbeat_at -> Nullable<Timestamp>,
+        /// Creation time (UTC).
+        created_at -> Timestamp,
+        /// When a worker claimed it (UTC).
+        started_at -> Nullable<Timestamp>,
+        /// When it ended (UTC).
+        finished_at -> Nullable<Timestamp>,
+    }
+}
 
-diesel::allow_tables_to_appear_in_same_query!(users, repos, machines, scans, recreated_packages);
+diesel::joinable!(scans -> machines (machine_id));
+diesel::joinable!(images -> scans (scan_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    users,
+    repos,
+    machines,
+    scans,
+    recreated_packages,
+    images
+);

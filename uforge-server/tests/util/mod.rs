@@ -53,6 +53,7 @@ pub fn server_bin() -> Command {
 /// A running server, stopped when dropped.
 pub struct Server {
     child: Child,
+    backend: Backend,
     /// Holds the data directory and the log.
     pub tmp: tempfile::TempDir,
     /// `--data-dir`.
@@ -69,10 +70,20 @@ pub struct Server {
 }
 
 /// Options of [`Server::start_with`].
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub struct Options {
     /// `--max-report-bytes`.
     pub max_report_bytes: Option<u64>,
+    /// `--image-workers`.
+    pub image_workers: Option<usize>,
+}
+
+/// What a server prints when it starts.
+struct Started {
+    child: Child,
+    url: String,
+    fingerprint: String,
+    admin_token: Option<String>,
 }
 
 impl Server {
@@ -89,73 +100,104 @@ impl Server {
             Backend::Sqlite => None,
             Backend::Postgres => Some(pg::fresh_database()),
         };
-        let log = std::fs::File::create(tmp.path().join("server.log")).unwrap();
-        let mut cmd = server_bin();
-        cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(&data_dir)
-            .env_remove("UFORGE_CONFIG")
-            .env_remove("UFORGE_DATABASE_URL")
-            .env("UFORGE_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(log);
-        if let Some(u) = &database_url {
-            cmd.args(["--database-url", u]);
-        }
-        if let Some(n) = opts.max_report_bytes {
-            cmd.args(["--max-report-bytes", &n.to_string()]);
-        }
-        let mut child = cmd.spawn().expect("start uforge-server");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let (mut url, mut fingerprint, mut admin_token) = (None, None, None);
-        while url.is_none() {
-            let line = rx
-                .recv_timeout(Duration::from_secs(120))
-                .unwrap_or_else(|_| {
-                    let _ = child.kill();
-                    panic!(
-                        "the server did not start: {}",
-                        std::fs::read_to_string(tmp.path().join("server.log")).unwrap_or_default()
-                    )
-                });
-            if let Some(f) = line.split("SHA-256 fingerprint: ").nth(1) {
-                fingerprint = Some(f.trim().to_string());
-            } else if let Some(t) = line.split("keep it): ").nth(1) {
-                admin_token = Some(t.trim().to_string());
-            } else if let Some(u) = line.split("listening on ").nth(1) {
-                let base = u.split_whitespace().next().unwrap();
-                url = Some(format!("{base}/api/v1"));
-            }
-        }
-        let database = match backend {
-            Backend::Sqlite => "SQLite",
-            Backend::Postgres => "PostgreSQL",
-        };
-        let log = std::fs::read_to_string(tmp.path().join("server.log")).unwrap();
-        assert!(
-            log.contains(&format!("database=\"{database} ")),
-            "not on {database}: {log}"
+        let started = launch(
+            tmp.path(),
+            &data_dir,
+            database_url.as_deref(),
+            backend,
+            &opts,
         );
         let cert = data_dir.join("tls/cert.pem");
         let agent = agent_trusting(&cert);
         Server {
-            child,
+            child: started.child,
+            backend,
             tmp,
             data_dir,
             database_url,
-            url: url.unwrap(),
-            fingerprint: fingerprint.expect("a fingerprint line"),
-            admin_token: admin_token.expect("an admin token line"),
+            url: started.url,
+            fingerprint: started.fingerprint,
+            admin_token: started.admin_token.expect("an admin token line"),
             agent,
+        }
+    }
+
+    /// Stops the server (SIGKILL: nothing it runs gets to wind down) and starts another on the
+    /// same data directory and database.
+    pub fn restart(&mut self, opts: Options) {
+        self.kill();
+        let started = launch(
+            self.tmp.path(),
+            &self.data_dir,
+            self.database_url.as_deref(),
+            self.backend,
+            &opts,
+        );
+        assert!(
+            started.admin_token.is_none(),
+            "a restarted server created its admin again"
+        );
+        self.child = started.child;
+        self.url = started.url;
+        self.fingerprint = started.fingerprint;
+    }
+
+    /// Starts a second server process on this one's data directory and database, as a
+    /// deployment with several processes does; it logs to a directory of its own.
+    pub fn another_process(&self, opts: Options) -> Server {
+        let tmp = tempfile::tempdir().unwrap();
+        let started = launch(
+            tmp.path(),
+            &self.data_dir,
+            self.database_url.as_deref(),
+            self.backend,
+            &opts,
+        );
+        Server {
+            child: started.child,
+            backend: self.backend,
+            tmp,
+            data_dir: self.data_dir.clone(),
+            database_url: self.database_url.clone(),
+            url: started.url,
+            fingerprint: started.fingerprint,
+            admin_token: self.admin_token.clone(),
+            agent: agent_trusting(&self.data_dir.join("tls/cert.pem")),
+        }
+    }
+
+    /// Kills the server and waits for it to be gone.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Runs SQL statements on the server's database, behind its back.
+    pub fn sql(&self, statements: &str) {
+        use diesel::connection::SimpleConnection;
+        use diesel::Connection;
+        let result = match &self.database_url {
+            Some(url) => diesel::PgConnection::establish(url)
+                .unwrap()
+                .batch_execute(statements),
+            None => {
+                let db = self.data_dir.join("uforge.db");
+                let mut c = diesel::SqliteConnection::establish(db.to_str().unwrap()).unwrap();
+                c.batch_execute("PRAGMA busy_timeout = 15000;")
+                    .and_then(|_| c.batch_execute(statements))
+            }
+        };
+        result.unwrap_or_else(|e| panic!("{statements}: {e}"));
+    }
+
+    /// The database's spelling of "now, in UTC" and of "an hour ago, in UTC", for [`Self::sql`].
+    pub fn sql_now(&self) -> (&'static str, &'static str) {
+        match self.backend {
+            Backend::Sqlite => ("datetime('now')", "datetime('now', '-1 hour')"),
+            Backend::Postgres => (
+                "(now() AT TIME ZONE 'UTC')",
+                "(now() AT TIME ZONE 'UTC' - interval '1 hour')",
+            ),
         }
     }
 
@@ -231,8 +273,89 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.kill();
+    }
+}
+
+/// Starts `uforge-server serve` and reads what it prints until it listens. The log (stderr) is
+/// appended to `tmp/server.log`.
+fn launch(
+    tmp: &Path,
+    data_dir: &Path,
+    database_url: Option<&str>,
+    backend: Backend,
+    opts: &Options,
+) -> Started {
+    let log_path = tmp.join("server.log");
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .unwrap();
+    let mut cmd = server_bin();
+    cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data_dir)
+        .env_remove("UFORGE_CONFIG")
+        .env_remove("UFORGE_DATABASE_URL")
+        .env_remove("UFORGE_IMAGE_WORKERS")
+        .env("UFORGE_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(log);
+    if let Some(u) = database_url {
+        cmd.args(["--database-url", u]);
+    }
+    if let Some(n) = opts.max_report_bytes {
+        cmd.args(["--max-report-bytes", &n.to_string()]);
+    }
+    if let Some(n) = opts.image_workers {
+        cmd.args(["--image-workers", &n.to_string()]);
+    }
+    let mut child = cmd.spawn().expect("start uforge-server");
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let (mut url, mut fingerprint, mut admin_token) = (None, None, None);
+    while url.is_none() {
+        let line = rx
+            .recv_timeout(Duration::from_secs(120))
+            .unwrap_or_else(|_| {
+                let _ = child.kill();
+                panic!(
+                    "the server did not start: {}",
+                    std::fs::read_to_string(&log_path).unwrap_or_default()
+                )
+            });
+        if let Some(f) = line.split("SHA-256 fingerprint: ").nth(1) {
+            fingerprint = Some(f.trim().to_string());
+        } else if let Some(t) = line.split("keep it): ").nth(1) {
+            admin_token = Some(t.trim().to_string());
+        } else if let Some(u) = line.split("listening on ").nth(1) {
+            let base = u.split_whitespace().next().unwrap();
+            url = Some(format!("{base}/api/v1"));
+        }
+    }
+    let database = match backend {
+        Backend::Sqlite => "SQLite",
+        Backend::Postgres => "PostgreSQL",
+    };
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    assert!(
+        log.contains(&format!("database=\"{database} ")),
+        "not on {database}: {log}"
+    );
+    Started {
+        child,
+        url: url.unwrap(),
+        fingerprint: fingerprint.expect("a fingerprint line"),
+        admin_token,
     }
 }
 
@@ -293,6 +416,10 @@ pub struct Resp {
     pub content_type: String,
     /// `WWW-Authenticate`, if any.
     pub www_authenticate: Option<String>,
+    /// `Content-Length`, if any.
+    pub content_length: Option<u64>,
+    /// `Content-Disposition`, if any.
+    pub content_disposition: Option<String>,
     /// Body.
     pub body: Vec<u8>,
 }
@@ -357,12 +484,16 @@ impl Client<'_> {
         let status = r.status();
         let content_type = r.header("Content-Type").unwrap_or_default().to_string();
         let www_authenticate = r.header("WWW-Authenticate").map(str::to_string);
+        let content_length = r.header("Content-Length").and_then(|v| v.parse().ok());
+        let content_disposition = r.header("Content-Disposition").map(str::to_string);
         let mut body = Vec::new();
         r.into_reader().read_to_end(&mut body).unwrap();
         Resp {
             status,
             content_type,
             www_authenticate,
+            content_length,
+            content_disposition,
             body,
         }
     }

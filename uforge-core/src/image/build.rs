@@ -1,0 +1,236 @@
+//! The whole build: check, install, reconcile, tune, write.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use super::disk::{self, Disk};
+use super::install::{self, InstallSpec};
+use super::reconcile::{self, ReconcileStats};
+use super::tune::{self, TuneSpec};
+use super::{Format, NetworkPolicy, Staged, Target, TuningLog};
+use crate::blobstore::BlobStore;
+use crate::model::FileKind;
+use crate::progress::Progress;
+use crate::repo::{archs_of, open_sources, RepoOptions};
+use crate::report::ReportReader;
+use crate::{Error, Result};
+
+/// What to build.
+pub struct BuildSpec<'a> {
+    /// The scan's report file (native or JSON).
+    pub report: &'a Path,
+    /// Contents of the overlay's files, by SHA-256.
+    pub blobs: &'a dyn BlobStore,
+    /// Package repositories as sources.list lines (`deb [options] URI SUITE COMPONENTS`).
+    pub sources: Vec<String>,
+    /// Flat repositories of recreated packages (`Packages` beside the `.deb` files), trusted.
+    pub local_repos: Vec<PathBuf>,
+    /// Output format.
+    pub format: Format,
+    /// Target platform (None: the format's default).
+    pub target: Option<Target>,
+    /// Network policy.
+    pub network: NetworkPolicy,
+    /// Scratch directory for the build (needs room for the whole image); created if missing.
+    pub work_dir: &'a Path,
+    /// The image file to write. It is written as `OUTPUT.partial` and renamed when complete,
+    /// so a failed build never leaves a file that looks finished.
+    pub output: &'a Path,
+    /// Cache of repository indexes and packages.
+    pub cache_dir: PathBuf,
+}
+
+/// What a build produced.
+#[derive(Debug, Clone, Serialize)]
+pub struct BuildResult {
+    /// The image file.
+    pub output: PathBuf,
+    /// Format written.
+    pub format: Format,
+    /// Target tuned for.
+    pub target: Target,
+    /// Size of the image file in bytes.
+    pub size: u64,
+    /// SHA-256 of the image file, hex.
+    pub sha256: String,
+    /// Every change made to the scanned machine's files.
+    pub tuning_log: TuningLog,
+    /// How the installed root was made equal to the scanned machine.
+    pub reconcile: ReconcileStats,
+}
+
+/// Builds an image from a scan; see the [module](super) documentation for the steps. Progress
+/// phases are `check`, `install`, `reconcile`, `tune`, `write`.
+///
+/// On error nothing is left at `spec.output` (nor at its `.partial` name) and the work
+/// directory's mounts and loop devices are released.
+pub fn build(spec: &BuildSpec<'_>, progress: &dyn Progress) -> Result<BuildResult> {
+    let target = spec.target.unwrap_or(spec.format.default_target());
+    if spec.format.is_disk() && target.is_container() {
+        return Err(Error::Invalid(format!(
+            "the container target needs a container format (oci, docker-archive, tar.gz), not {}",
+            spec.format
+        )));
+    }
+    let partial = partial_path(spec.output);
+    let res = build_inner(spec, target, &partial, progress);
+    if res.is_err() {
+        let _ = std::fs::remove_file(&partial);
+    }
+    let _ = std::fs::remove_dir_all(spec.work_dir.join("root"));
+    let _ = std::fs::remove_file(spec.work_dir.join("disk.raw"));
+    res
+}
+
+/// Where an output is written before it is complete.
+pub fn partial_path(output: &Path) -> PathBuf {
+    let mut s = output.as_os_str().to_os_string();
+    s.push(".partial");
+    PathBuf::from(s)
+}
+
+fn build_inner(
+    spec: &BuildSpec<'_>,
+    target: Target,
+    partial: &Path,
+    progress: &dyn Progress,
+) -> Result<BuildResult> {
+    let mut reader = ReportReader::open(spec.report)?;
+    let header = reader.header().clone();
+    let mut content = 0u64;
+    while let Some(e) = reader.next_file()? {
+        if e.kind == FileKind::File {
+            content += e.size;
+        }
+    }
+    drop(reader);
+    let suite = header.machine.os.version_codename.clone().ok_or_else(|| {
+        Error::Invalid("the scan does not name its release (VERSION_CODENAME)".into())
+    })?;
+
+    progress.phase("check", None);
+    let mut opts = RepoOptions::new(&spec.cache_dir);
+    opts.archs = archs_of(&header);
+    let repos = open_sources(&spec.sources, &opts, progress)?;
+    install::check_available(&header.packages, &repos, &spec.local_repos)?;
+    drop(repos);
+    progress.finish();
+
+    std::fs::create_dir_all(spec.work_dir).map_err(|e| Error::io("create", spec.work_dir, e))?;
+    let root = spec.work_dir.join("root");
+    if root.exists() {
+        let _ = super::chroot::unmount(&root);
+        std::fs::remove_dir_all(&root).map_err(|e| Error::io("remove", &root, e))?;
+    }
+    let raw = spec.work_dir.join("disk.raw");
+    let mut disk = if spec.format.is_disk() {
+        Some(Disk::create(&raw, disk::size_for(content), &root)?)
+    } else {
+        std::fs::create_dir_all(&root).map_err(|e| Error::io("create", &root, e))?;
+        None
+    };
+
+    install::install(
+        &InstallSpec {
+            packages: &header.packages,
+            suite: &suite,
+            sources: &spec.sources,
+            local_repos: &spec.local_repos,
+            root: &root,
+        },
+        progress,
+    )?;
+
+    let stats = reconcile::reconcile(&root, spec.report, spec.blobs, spec.work_dir, progress)?;
+    let lost: Vec<String> = stats
+        .unrestorable
+        .iter()
+        .filter(|(_, why)| !why.starts_with("sockets"))
+        .map(|(p, why)| format!("{p}: {why}"))
+        .collect();
+    if !lost.is_empty() {
+        let shown: Vec<&str> = lost.iter().take(10).map(String::as_str).collect();
+        return Err(Error::Invalid(format!(
+            "{} scanned entries cannot be rebuilt: {}{}",
+            lost.len(),
+            shown.join("; "),
+            if lost.len() > shown.len() {
+                "; …"
+            } else {
+                ""
+            }
+        )));
+    }
+
+    let mut sources = spec.sources.clone();
+    for d in &spec.local_repos {
+        if d.join("Packages").is_file() {
+            sources.push(install::local_line(d));
+        }
+    }
+    let log = tune::tune(
+        &TuneSpec {
+            root: &root,
+            header: &header,
+            format: spec.format,
+            target,
+            network: spec.network,
+            sources: &sources,
+            work: spec.work_dir,
+        },
+        disk.as_mut(),
+        progress,
+    )?;
+
+    progress.phase("write", None);
+    if let Some(d) = disk.take() {
+        d.close()?;
+    }
+    let name = header
+        .machine
+        .hostname
+        .clone()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "uforge-image".into());
+    let staged = Staged {
+        root: &root,
+        disk: spec.format.is_disk().then_some(raw.as_path()),
+        name: &name,
+        machine: &header.machine,
+        target,
+    };
+    let _ = std::fs::remove_file(partial);
+    spec.format.writer().write(&staged, partial)?;
+    let (size, sha256) = hash_file(partial)?;
+    std::fs::rename(partial, spec.output).map_err(|e| Error::io("rename", partial, e))?;
+    progress.finish();
+    Ok(BuildResult {
+        output: spec.output.to_path_buf(),
+        format: spec.format,
+        target,
+        size,
+        sha256,
+        tuning_log: log,
+        reconcile: stats,
+    })
+}
+
+/// Size and SHA-256 (hex) of a file.
+pub fn hash_file(path: &Path) -> Result<(u64, String)> {
+    let mut f = std::fs::File::open(path).map_err(|e| Error::io("open", path, e))?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut size = 0u64;
+    loop {
+        let n = f.read(&mut buf).map_err(|e| Error::io("read", path, e))?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+        size += n as u64;
+    }
+    Ok((size, crate::blobstore::to_hex(&h.finalize().into())))
+}

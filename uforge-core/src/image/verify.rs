@@ -1,0 +1,196 @@
+//! The migration fidelity report: every difference between an image's filesystem and the
+//! scanned machine that the image's tuning log does not explain.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde::Serialize;
+
+use super::cmd;
+use super::disk::Attached;
+use super::reconcile::scan_like;
+use super::TuningLog;
+use crate::analysis::{compare, PackageChange};
+use crate::rawpath::{to_text, TextPath};
+use crate::report::ReportReader;
+use crate::{Error, Result};
+
+/// One unexplained difference.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Difference {
+    /// In-root path (lossy for display; see `path_b64` in the JSON form for exact bytes).
+    pub path: String,
+    /// `added` (in the image only), `removed` (on the source only) or `modified`.
+    pub status: String,
+    /// For `modified`: what differs.
+    pub what: Vec<String>,
+}
+
+/// What `verify` found.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Verification {
+    /// Differences the tuning log does not explain.
+    pub unexplained: Vec<Difference>,
+    /// Package differences the tuning log does not explain.
+    pub unexplained_packages: Vec<PackageChange>,
+    /// Differences the tuning log explains.
+    pub explained: u64,
+    /// Packages the tuning installed or changed.
+    pub explained_packages: u64,
+    /// Entries compared (of the image).
+    pub entries: u64,
+}
+
+impl Verification {
+    /// Whether the image is the scanned machine plus its logged tuning.
+    pub fn is_faithful(&self) -> bool {
+        self.unexplained.is_empty() && self.unexplained_packages.is_empty()
+    }
+}
+
+/// Compares the filesystem inside `image` (any disk format `qemu-img` reads, an OVA, or a
+/// tar.gz of a root) with the scan `report`. The tuning log is read from the image unless
+/// `log` is given. `work` holds temporary files and mounts.
+pub fn verify(
+    image: &Path,
+    report: &Path,
+    log: Option<&Path>,
+    work: &Path,
+) -> Result<Verification> {
+    std::fs::create_dir_all(work).map_err(|e| Error::io("create", work, e))?;
+    let header = ReportReader::open(report)?.header().clone();
+    let scanned = work.join("image.report");
+    let mut magic = [0u8; 512];
+    let n = std::fs::File::open(image)
+        .and_then(|mut f| f.read(&mut magic))
+        .map_err(|e| Error::io("read", image, e))?;
+    let mnt = work.join("image-root");
+    let in_image_log;
+    if n >= 2 && magic[..2] == [0x1f, 0x8b] {
+        let _ = std::fs::remove_dir_all(&mnt);
+        std::fs::create_dir_all(&mnt).map_err(|e| Error::io("create", &mnt, e))?;
+        cmd::run(
+            Command::new("tar")
+                .args(["--xattrs", "--xattrs-include=*", "--numeric-owner", "-xpzf"])
+                .arg(image)
+                .arg("-C")
+                .arg(&mnt),
+        )?;
+        scan_like(&mnt, &header, &scanned)?;
+        in_image_log = std::fs::read(mnt.join(&TuningLog::IN_IMAGE[1..])).ok();
+        let _ = std::fs::remove_dir_all(&mnt);
+    } else {
+        let disk = disk_of(image, &magic[..n], work)?;
+        let raw = work.join("image.raw");
+        let raw_path = if qemu_format(&disk)? == "raw" {
+            disk.clone()
+        } else {
+            cmd::run(
+                Command::new("qemu-img")
+                    .args(["convert", "-O", "raw"])
+                    .arg(&disk)
+                    .arg(&raw),
+            )?;
+            raw.clone()
+        };
+        let att = Attached::mount_root(&raw_path, &mnt)?;
+        scan_like(&mnt, &header, &scanned)?;
+        in_image_log = std::fs::read(mnt.join(&TuningLog::IN_IMAGE[1..])).ok();
+        drop(att);
+        let _ = std::fs::remove_file(&raw);
+        if disk != image {
+            let _ = std::fs::remove_file(&disk);
+        }
+    }
+    let log_bytes = match log {
+        Some(p) => Some(std::fs::read(p).map_err(|e| Error::io("read", p, e))?),
+        None => in_image_log,
+    };
+    let log: TuningLog = match log_bytes {
+        Some(b) => serde_json::from_slice(&b)
+            .map_err(|e| Error::Invalid(format!("the tuning log is not valid: {e}")))?,
+        None => TuningLog::default(),
+    };
+    let cmp = compare(ReportReader::open(report)?, ReportReader::open(&scanned)?)?;
+    let entries = {
+        let mut r = ReportReader::open(&scanned)?;
+        let mut n = 0u64;
+        while r.next_file()?.is_some() {
+            n += 1;
+        }
+        n
+    };
+    let _ = std::fs::remove_file(&scanned);
+    let explained = log.explained();
+    let mut out = Verification {
+        entries,
+        ..Default::default()
+    };
+    for f in cmp.files {
+        if explained.contains_key(f.path.as_slice()) {
+            out.explained += 1;
+            continue;
+        }
+        out.unexplained.push(Difference {
+            path: match to_text(&f.path) {
+                TextPath::Utf8(s) => s.to_string(),
+                TextPath::Base64(_) => String::from_utf8_lossy(&f.path).into_owned(),
+            },
+            status: f.status.into(),
+            what: f.what.into_iter().map(String::from).collect(),
+        });
+    }
+    let tuned: Vec<&str> = log
+        .steps
+        .iter()
+        .flat_map(|s| s.packages.iter())
+        .map(|p| p.split('=').next().unwrap_or(p))
+        .collect();
+    for p in cmp.packages {
+        let base = p.name.split(':').next().unwrap_or(&p.name);
+        if tuned.contains(&base) {
+            out.explained_packages += 1;
+        } else {
+            out.unexplained_packages.push(p);
+        }
+    }
+    Ok(out)
+}
+
+/// The disk image inside `image`: itself, or the VMDK of an OVA (extracted into `work`).
+fn disk_of(image: &Path, head: &[u8], work: &Path) -> Result<PathBuf> {
+    let is_tar = head.len() >= 262 && &head[257..262] == b"ustar";
+    if !is_tar {
+        return Ok(image.to_path_buf());
+    }
+    let list =
+        String::from_utf8_lossy(&cmd::run(Command::new("tar").arg("-tf").arg(image))?).into_owned();
+    let Some(vmdk) = list.lines().find(|l| l.ends_with(".vmdk")) else {
+        return Err(Error::Invalid(format!(
+            "{} is a tar archive but neither an OVA nor a tar.gz root; verify OCI and docker \
+             images by unpacking them (umoci unpack) and scanning the root",
+            image.display()
+        )));
+    };
+    cmd::run(
+        Command::new("tar")
+            .arg("-xf")
+            .arg(image)
+            .arg("-C")
+            .arg(work)
+            .arg(vmdk),
+    )?;
+    Ok(work.join(vmdk))
+}
+
+fn qemu_format(image: &Path) -> Result<String> {
+    let out = cmd::run(
+        Command::new("qemu-img")
+            .args(["info", "--output=json"])
+            .arg(image),
+    )?;
+    let v: serde_json::Value = serde_json::from_slice(&out)
+        .map_err(|e| Error::Invalid(format!("qemu-img info {}: {e}", image.display())))?;
+    Ok(v["format"].as_str().unwrap_or("raw").to_string())
+}

@@ -1,0 +1,339 @@
+//! `uforge image`: machine images built from scans.
+//!
+//! The remote subcommands ask a server to build an image of a complete scan and then follow,
+//! fetch or delete the job. Local subcommands, which work on files and need no server, belong
+//! to the same group: see the marked places in [`ImageCmd`] and [`run`].
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::Subcommand;
+use serde_json::{json, Value};
+use uforge_client::{Client, ClientError};
+
+use crate::connect::ConnectArgs;
+use crate::{emit, items, s};
+
+/// How often `--wait` asks the server how a job is doing.
+const POLL: Duration = Duration::from_secs(2);
+
+/// Consecutive failures to reach the server that `--wait` rides out (a server restart, a
+/// network blip) before giving up; the job itself goes on regardless.
+const UNREACHABLE_POLLS: u32 = 15;
+
+/// `uforge image` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ImageCmd {
+    /// Build an image on this machine from a report and its overlay, without a server
+    /// (needs root: loop devices, mounts, chroots).
+    Build(Box<crate::image_local::BuildArgs>),
+    /// List every difference between an image's filesystem and the scanned machine that the
+    /// image's tuning log does not explain; exit status 1 if there is any.
+    Verify(crate::image_local::VerifyArgs),
+    /// Ask the server to build an image of a complete scan (the job runs in the background).
+    Generate {
+        /// Scan id.
+        scan: i64,
+        /// Image format: raw, qcow2, vmdk, vhd, vhdx, vdi, ova, oci, docker-archive, tar.gz.
+        #[arg(long, value_name = "FORMAT")]
+        format: String,
+        /// Target platform: kvm, openstack, aws, gcp, azure, vmware, container, none (default:
+        /// the format's usual one).
+        #[arg(long, value_name = "TARGET")]
+        target: Option<String>,
+        /// Network configuration: `keep` the source's, or `dhcp` on every interface.
+        #[arg(long, value_name = "POLICY")]
+        network: Option<String>,
+        /// Follow the job until it ends; fail if the image could not be built.
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Show an image job: status, phase, progress, error, size and digest.
+    Status {
+        /// Image id.
+        id: i64,
+        /// Follow the job until it ends; fail if the image could not be built.
+        #[arg(long)]
+        wait: bool,
+    },
+    /// List image jobs, newest first.
+    List {
+        /// Only the images of this scan.
+        #[arg(long, value_name = "ID")]
+        scan: Option<i64>,
+    },
+    /// Download a finished image.
+    Download {
+        /// Image id.
+        id: i64,
+        /// Where to write it (default: the server's file name, in the current directory). An
+        /// existing file is not overwritten.
+        #[arg(short = 'o', long = "output", value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+    /// Delete an image job and its file (refused while it is being built).
+    Delete {
+        /// Image id.
+        id: i64,
+    },
+}
+
+/// Runs an `image` subcommand; `json` prints JSON instead of tables.
+pub fn run(cmd: ImageCmd, connect: &ConnectArgs, json: bool) -> Result<()> {
+    match cmd {
+        // Local subcommands need no server.
+        ImageCmd::Build(a) => crate::image_local::build(&a, json),
+        ImageCmd::Verify(a) => crate::image_local::verify(&a, json),
+        remote => run_remote(remote, connect, json),
+    }
+}
+
+fn run_remote(cmd: ImageCmd, connect: &ConnectArgs, json: bool) -> Result<()> {
+    let client = connect.client()?;
+    match cmd {
+        ImageCmd::Build(_) | ImageCmd::Verify(_) => {
+            anyhow::bail!("`image build` and `image verify` run locally")
+        }
+        ImageCmd::Generate {
+            scan,
+            format,
+            target,
+            network,
+            wait,
+        } => {
+            let job = client.create_image(scan, &format, target.as_deref(), network.as_deref())?;
+            if wait {
+                let id = job_id(&job)?;
+                finish(&follow(&client, id)?, json)
+            } else {
+                emit(json, &job, detail)
+            }
+        }
+        ImageCmd::Status { id, wait } => {
+            if wait {
+                finish(&follow(&client, id)?, json)
+            } else {
+                emit(json, &client.image(id)?, detail)
+            }
+        }
+        ImageCmd::List { scan } => emit(json, &client.list_images(scan)?, rows),
+        ImageCmd::Download { id, output } => download(&client, id, output, json),
+        ImageCmd::Delete { id } => {
+            client.delete_image(id)?;
+            emit(json, &json!({ "deleted": id }), |_| vec!["deleted".into()])
+        }
+    }
+}
+
+fn job_id(job: &Value) -> Result<i64> {
+    job["id"]
+        .as_i64()
+        .with_context(|| format!("the server's answer names no image id: {job}"))
+}
+
+/// Prints a job that has ended; an error (after the job is printed) if it failed.
+fn finish(job: &Value, json: bool) -> Result<()> {
+    emit(json, job, detail)?;
+    if job["status"] == "failed" {
+        bail!(
+            "image {} failed: {}",
+            s(&job["id"]),
+            job["error"].as_str().unwrap_or("no reason given")
+        );
+    }
+    Ok(())
+}
+
+/// Polls a job until it is `done` or `failed`, drawing a progress line on a terminal.
+fn follow(client: &Client, id: i64) -> Result<Value> {
+    let live = std::io::stderr().is_terminal();
+    let mut unreachable = 0;
+    loop {
+        match client.image(id) {
+            Ok(job) => {
+                unreachable = 0;
+                let ended = matches!(job["status"].as_str(), Some("done" | "failed"));
+                if live {
+                    let mut err = std::io::stderr().lock();
+                    // Carriage return and clear-line: the line is redrawn in place.
+                    let _ = write!(err, "\r\x1b[2K{}", progress_line(&job));
+                    if ended {
+                        let _ = writeln!(err);
+                    }
+                    let _ = err.flush();
+                }
+                if ended {
+                    return Ok(job);
+                }
+            }
+            Err(e @ ClientError::Transport { .. }) if unreachable < UNREACHABLE_POLLS => {
+                unreachable += 1;
+                if live {
+                    eprint!("\r\x1b[2Kimage {id}: {e}; trying again");
+                }
+            }
+            Err(e) => return Err(e).with_context(|| format!("cannot follow image {id}")),
+        }
+        std::thread::sleep(POLL);
+    }
+}
+
+/// One line saying where a job is: `image 7: running [2/5] install 41% (1234 files, 56.0 MiB)`.
+fn progress_line(job: &Value) -> String {
+    let mut line = format!("image {}: {}", s(&job["id"]), s(&job["status"]));
+    let p = &job["progress"];
+    if job["status"] == "running" {
+        if let Some(phase) = job["phase"].as_str() {
+            match (p["step"].as_u64(), p["steps"].as_u64()) {
+                (Some(n), Some(of)) => line.push_str(&format!(" [{n}/{of}] {phase}")),
+                _ => line.push_str(&format!(" {phase}")),
+            }
+        }
+        if let Some(pc) = p["percent"].as_u64() {
+            line.push_str(&format!(" {pc}%"));
+        }
+        let (files, bytes) = (p["files"].as_u64(), p["bytes"].as_u64());
+        if files.unwrap_or(0) > 0 || bytes.unwrap_or(0) > 0 {
+            line.push_str(&format!(
+                " ({} files, {})",
+                files.unwrap_or(0),
+                mib(bytes.unwrap_or(0))
+            ));
+        }
+    }
+    line
+}
+
+fn mib(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / 1048576.0)
+}
+
+/// The server's file name if it is a plain one (it comes from the network: no directories, no
+/// hidden files), `image-ID` otherwise.
+fn default_name(job: &Value, id: i64) -> PathBuf {
+    match job["file"].as_str() {
+        Some(f) if !f.is_empty() && !f.starts_with('.') && !f.contains(['/', '\\', '\0']) => {
+            PathBuf::from(f)
+        }
+        _ => PathBuf::from(format!("image-{id}")),
+    }
+}
+
+fn download(client: &Client, id: i64, output: Option<PathBuf>, json: bool) -> Result<()> {
+    let path = match output {
+        Some(p) => p,
+        None => default_name(&client.image(id)?, id),
+    };
+    refuse_existing(&path)?;
+    let size = client
+        .download_image(id, &path)
+        .with_context(|| format!("cannot download image {id} to {}", path.display()))?;
+    let done = json!({ "id": id, "file": path.display().to_string(), "size": size });
+    emit(json, &done, |v| {
+        vec![format!(
+            "{} ({})",
+            s(&v["file"]),
+            mib(v["size"].as_u64().unwrap_or(0))
+        )]
+    })
+}
+
+fn refuse_existing(path: &Path) -> Result<()> {
+    if path.symlink_metadata().is_ok() {
+        bail!(
+            "{} exists already; choose another file with -o or remove it",
+            path.display()
+        );
+    }
+    Ok(())
+}
+
+/// The table form of one job.
+fn detail(x: &Value) -> Vec<String> {
+    let mut rows = vec![
+        format!("image      {}", s(&x["id"])),
+        format!("scan       {} ({})", s(&x["scan"]), s(&x["machine"])),
+        format!(
+            "format     {} for {}, network {}",
+            s(&x["format"]),
+            s(&x["target"]),
+            s(&x["network"])
+        ),
+        format!(
+            "status     {}",
+            progress_line(x).split_once(": ").map_or("", |p| p.1)
+        ),
+    ];
+    if x["status"] != "running" && !x["phase"].is_null() {
+        rows.push(format!("phase      {}", s(&x["phase"])));
+    }
+    if !x["error"].is_null() {
+        rows.push(format!("error      {}", s(&x["error"])));
+    }
+    if let Some(size) = x["size"].as_u64() {
+        rows.push(format!("file       {} ({})", s(&x["file"]), mib(size)));
+        rows.push(format!("sha256     {}", s(&x["sha256"])));
+    }
+    rows.push(format!("created    {}", s(&x["created_at"])));
+    rows.push(format!("started    {}", s(&x["started_at"])));
+    rows.push(format!("finished   {}", s(&x["finished_at"])));
+    rows
+}
+
+/// The table form of a list of jobs.
+fn rows(v: &Value) -> Vec<String> {
+    let mut rows = vec![format!(
+        "{:>5}  {:>5}  {:<20} {:<14} {:<9} {:<8} {:<9} {:>10}  CREATED",
+        "ID", "SCAN", "MACHINE", "FORMAT", "TARGET", "STATUS", "PHASE", "SIZE"
+    )];
+    for x in items(v) {
+        rows.push(format!(
+            "{:>5}  {:>5}  {:<20} {:<14} {:<9} {:<8} {:<9} {:>10}  {}",
+            s(&x["id"]),
+            s(&x["scan"]),
+            s(&x["machine"]),
+            s(&x["format"]),
+            s(&x["target"]),
+            s(&x["status"]),
+            s(&x["phase"]),
+            x["size"].as_u64().map(mib).unwrap_or_else(|| "-".into()),
+            s(&x["created_at"])
+        ));
+    }
+    rows
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progress_lines() {
+        let job = json!({
+            "id": 7, "status": "running", "phase": "install",
+            "progress": {"step": 2, "steps": 5, "percent": 41, "files": 12, "bytes": 3145728}
+        });
+        assert_eq!(
+            progress_line(&job),
+            "image 7: running [2/5] install 41% (12 files, 3.0 MiB)"
+        );
+        let queued = json!({"id": 8, "status": "queued", "phase": null, "progress": {}});
+        assert_eq!(progress_line(&queued), "image 8: queued");
+    }
+
+    #[test]
+    fn server_file_names_stay_in_the_directory() {
+        let named = |f: Value| default_name(&json!({ "file": f }), 3);
+        assert_eq!(named(json!("web01.qcow2")), Path::new("web01.qcow2"));
+        for bad in [
+            json!("../x"),
+            json!("/etc/passwd"),
+            json!(".bashrc"),
+            json!(null),
+        ] {
+            assert_eq!(named(bad), Path::new("image-3"));
+        }
+    }
+}

@@ -1,0 +1,253 @@
+//! `uforge image build` and `uforge image verify`: building an image from a report and an
+//! overlay on this machine, without a server, and checking an image against its scan.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use serde_json::json;
+use uforge_core::analysis::{self, Analysis};
+use uforge_core::blobstore::LocalBlobStore;
+use uforge_core::image::{self, verify::Verification, BuildSpec, Format, NetworkPolicy, Target};
+use uforge_core::overlay::{read_overlay, ReadLimits};
+use uforge_core::report::ReportReader;
+use uforge_core::{recreate, repo};
+
+/// Arguments of `uforge image build`.
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// The scan's report.
+    #[arg(long, value_name = "REPORT")]
+    pub report: PathBuf,
+    /// The overlay made for that report (`uforge-scan overlay`).
+    #[arg(long, value_name = "TAR")]
+    pub overlay: PathBuf,
+    /// The analysis the overlay was made from (default: analyse the report again).
+    #[arg(long, value_name = "FILE")]
+    pub analysis: Option<PathBuf>,
+    /// A package repository in sources.list syntax (`deb URI SUITE COMPONENTS`). Repeat.
+    #[arg(long = "repo", value_name = "LINE", required = true)]
+    pub repos: Vec<String>,
+    /// Image format: raw, qcow2, vmdk, vhd, vhdx, vdi, ova, oci, docker-archive, tar.gz.
+    #[arg(long, short = 'f')]
+    pub format: String,
+    /// Target platform: kvm, openstack, aws, gcp, azure, vmware, container, none (default:
+    /// the format's usual one).
+    #[arg(long)]
+    pub target: Option<String>,
+    /// `keep` the source's addressing (default) or set every interface to `dhcp`.
+    #[arg(long, default_value = "keep")]
+    pub network: String,
+    /// The image file to write. The tuning log is written beside it (`FILE.tuning-log.json`).
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: PathBuf,
+    /// Scratch directory (needs room for the whole image; default: beside the output).
+    #[arg(long, value_name = "DIR")]
+    pub work_dir: Option<PathBuf>,
+    /// Where repository indexes and packages are cached.
+    #[arg(long, value_name = "DIR", env = "UFORGE_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Keyring that signs the repositories (default: the Debian archive keyring).
+    #[arg(long, value_name = "FILE")]
+    pub keyring: Option<PathBuf>,
+}
+
+/// Arguments of `uforge image verify`.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The image (disk image in any format qemu-img reads, OVA, or tar.gz).
+    pub image: PathBuf,
+    /// The scan's report.
+    #[arg(long, value_name = "REPORT")]
+    pub report: PathBuf,
+    /// The tuning log (default: the one inside the image).
+    #[arg(long, value_name = "FILE")]
+    pub tuning_log: Option<PathBuf>,
+    /// Scratch directory (default: a temporary directory).
+    #[arg(long, value_name = "DIR")]
+    pub work_dir: Option<PathBuf>,
+}
+
+/// Removes a scratch directory when the command ends, however it ends.
+struct Scratch(PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A fresh scratch directory: `given`, or a hidden one beside `near`.
+fn scratch(given: Option<&Path>, near: &Path, tag: &str) -> Result<Scratch> {
+    let dir = match given {
+        Some(d) => d.join(format!("uforge-{tag}-{}", std::process::id())),
+        None => {
+            let parent = near
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            parent.join(format!(".uforge-{tag}-{}", std::process::id()))
+        }
+    };
+    std::fs::create_dir_all(&dir)
+        .with_context(|| format!("cannot create the scratch directory {}", dir.display()))?;
+    // Repositories and chroots are given absolute paths.
+    Ok(Scratch(dir.canonicalize()?))
+}
+
+/// Runs `uforge image build`; prints a summary (or JSON) on stdout.
+pub fn build(a: &BuildArgs, json_out: bool) -> Result<()> {
+    let format: Format = a.format.parse()?;
+    let target: Option<Target> = a.target.as_deref().map(str::parse).transpose()?;
+    let network: NetworkPolicy = a.network.parse()?;
+    if a.output.exists() {
+        bail!(
+            "{} exists already; choose another output or remove it",
+            a.output.display()
+        );
+    }
+    let header = ReportReader::open(&a.report)
+        .with_context(|| format!("cannot read the report {}", a.report.display()))?
+        .header()
+        .clone();
+    let cache_dir = a.cache_dir.clone().unwrap_or_else(repo::default_cache_dir);
+    let opts = repo::RepoOptions {
+        cache_dir: cache_dir.clone(),
+        keyring: a.keyring.clone(),
+        archs: repo::archs_of(&header),
+    };
+    let progress = uforge_core::progress::NoProgress;
+    let work = scratch(a.work_dir.as_deref(), &a.output, "build")?;
+
+    let analysis = match &a.analysis {
+        Some(p) => {
+            let f = File::open(p).with_context(|| format!("cannot open {}", p.display()))?;
+            Analysis::read_json(f, &p.display().to_string())?
+        }
+        None => {
+            let repos = repo::open_sources(&a.repos, &opts, &progress)?;
+            let refs: Vec<&dyn repo::RepoIndex> = repos.iter().map(|r| r.as_ref()).collect();
+            let report = a.report.clone();
+            analysis::analyze(&|| ReportReader::open(&report), &refs, &[], &progress)
+                .with_context(|| format!("analysis of {} failed", a.report.display()))?
+        }
+    };
+    let expected = analysis.expected(ReportReader::open(&a.report)?)?;
+    let blobs = LocalBlobStore::open(work.0.join("blobs"))?;
+    let overlay = File::open(&a.overlay)
+        .with_context(|| format!("cannot open the overlay {}", a.overlay.display()))?;
+    read_overlay(overlay, &expected, &blobs, &ReadLimits::default()).with_context(|| {
+        format!(
+            "the overlay {} does not match the report",
+            a.overlay.display()
+        )
+    })?;
+    drop(expected);
+    let recreated = work.0.join("recreated");
+    if !analysis.missing_packages.is_empty() {
+        recreate::recreate_packages(&a.report, &analysis.missing_packages, &blobs, &recreated)
+            .context("cannot recreate the packages no repository has")?;
+    }
+    let res = image::build(
+        &BuildSpec {
+            report: &a.report,
+            blobs: &blobs,
+            sources: a.repos.clone(),
+            local_repos: vec![recreated],
+            format,
+            target,
+            network,
+            work_dir: &work.0.join("build"),
+            output: &a.output,
+            cache_dir,
+        },
+        &progress,
+    )
+    .with_context(|| format!("cannot build the {format} image"))?;
+    let log_path = sidecar(&a.output);
+    std::fs::write(&log_path, serde_json::to_vec_pretty(&res.tuning_log)?)
+        .with_context(|| format!("cannot write {}", log_path.display()))?;
+    if json_out {
+        println!(
+            "{}",
+            json!({
+                "output": res.output.display().to_string(),
+                "format": res.format,
+                "target": res.target,
+                "size": res.size,
+                "sha256": res.sha256,
+                "tuning_log": log_path.display().to_string(),
+                "reconcile": res.reconcile,
+            })
+        );
+    } else {
+        println!(
+            "{} ({} {}, {:.1} MiB, sha256 {})",
+            res.output.display(),
+            res.format,
+            res.target,
+            res.size as f64 / 1048576.0,
+            res.sha256
+        );
+        for s in &res.tuning_log.steps {
+            println!(
+                "  {:<11} {} ({} changes)",
+                s.name,
+                s.description,
+                s.changes.len()
+            );
+        }
+        println!("  tuning log: {}", log_path.display());
+    }
+    Ok(())
+}
+
+/// Where the tuning log of an image file is written.
+pub fn sidecar(output: &Path) -> PathBuf {
+    let mut s = output.as_os_str().to_os_string();
+    s.push(".tuning-log.json");
+    PathBuf::from(s)
+}
+
+/// Runs `uforge image verify`; fails (exit status 1) when a difference is unexplained.
+pub fn verify(a: &VerifyArgs, json_out: bool) -> Result<()> {
+    let work = scratch(
+        a.work_dir.as_deref(),
+        &std::env::temp_dir().join("x"),
+        "verify",
+    )?;
+    let v: Verification =
+        image::verify::verify(&a.image, &a.report, a.tuning_log.as_deref(), &work.0)
+            .with_context(|| format!("cannot verify {}", a.image.display()))?;
+    if json_out {
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        for d in &v.unexplained {
+            println!("{:<8} {} {}", d.status, d.path, d.what.join(","));
+        }
+        for p in &v.unexplained_packages {
+            println!(
+                "package  {} {} -> {}",
+                p.name,
+                p.before.as_deref().unwrap_or("-"),
+                p.after.as_deref().unwrap_or("-")
+            );
+        }
+        eprintln!(
+            "{} entries compared: {} unexplained differences, {} explained by the tuning log, \
+             {} unexplained package differences",
+            v.entries,
+            v.unexplained.len(),
+            v.explained,
+            v.unexplained_packages.len()
+        );
+    }
+    if !v.is_faithful() {
+        bail!(
+            "{} differences from the scan are not explained by the tuning log",
+            v.unexplained.len() + v.unexplained_packages.len()
+        );
+    }
+    Ok(())
+}

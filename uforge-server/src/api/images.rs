@@ -1,0 +1,235 @@
+//! `/images` and `POST /scans/{id}/images`: machine images built from complete scans.
+//!
+//! Asking for an image queues a job and answers at once (`202`); workers (see
+//! [`crate::jobs`]) build it. The job is polled until `done` (then its file can be
+//! downloaded) or `failed` (then `error` says why).
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use uforge_core::image::{Format, NetworkPolicy, Target};
+
+use super::{db, file_response, parse_id, rfc3339, ApiError, ApiResult, JsonBody, Shared, PREFIX};
+use crate::auth::AuthUser;
+use crate::db::models::{Image, NewImage};
+use crate::db::now;
+use crate::db::queries::{self, image_status, status, ImageDeletion};
+use crate::jobs::{self, PHASES};
+
+/// The JSON form of a job.
+fn image_json(i: &Image, machine: Option<&str>) -> Value {
+    let done = i.status == image_status::DONE;
+    let step = i
+        .phase
+        .as_deref()
+        .and_then(|p| PHASES.iter().position(|x| *x == p))
+        .map(|n| n + 1);
+    let percent = if done {
+        Some(100)
+    } else {
+        i.progress_total
+            .filter(|t| *t > 0 && i.status == image_status::RUNNING)
+            .map(|t| (i.progress_bytes.clamp(0, t) as i128 * 100 / t as i128) as i64)
+    };
+    let url = |tail: &str| done.then(|| format!("{PREFIX}/images/{}/{tail}", i.id));
+    json!({
+        "id": i.id,
+        "scan": i.scan_id,
+        "machine": machine,
+        "format": i.format,
+        "target": i.target,
+        "network": i.network,
+        "status": i.status,
+        "phase": i.phase,
+        "progress": {
+            "step": step,
+            "steps": PHASES.len(),
+            "files": i.progress_files,
+            "bytes": i.progress_bytes,
+            "total_bytes": i.progress_total,
+            "percent": percent,
+        },
+        "error": i.error,
+        "file": i.file,
+        "size": i.size,
+        "sha256": i.sha256,
+        "created_at": rfc3339(i.created_at),
+        "started_at": i.started_at.map(rfc3339),
+        "finished_at": i.finished_at.map(rfc3339),
+        "download_url": url("download"),
+        "tuning_log_url": url("tuning-log"),
+    })
+}
+
+/// One of the caller's image jobs; 404 for anyone else's.
+async fn load(state: &Shared, user: &AuthUser, id: &str) -> ApiResult<(Image, Option<String>)> {
+    let id = parse_id(id, "image")?;
+    let uid = user.id;
+    db(state, move |c| queries::image(c, uid, id))
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no image {id}")))
+}
+
+/// `POST /scans/{id}/images` body.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NewImageBody {
+    format: String,
+    target: Option<String>,
+    network: Option<String>,
+}
+
+/// Queues an image of a complete scan.
+pub(crate) async fn create(
+    State(state): State<Shared>,
+    Extension(user): Extension<AuthUser>,
+    Path(scan): Path<String>,
+    JsonBody(body): JsonBody<NewImageBody>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let scan_id = parse_id(&scan, "scan")?;
+    let uid = user.id;
+    let (scan, machine) = db(&state, move |c| queries::scan(c, uid, scan_id))
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no scan {scan_id}")))?;
+    let bad = |e: uforge_core::Error| ApiError::bad_request(e.to_string());
+    let format: Format = body.format.trim().parse().map_err(bad)?;
+    let target: Target = match &body.target {
+        Some(t) => t.trim().parse().map_err(bad)?,
+        None => format.default_target(),
+    };
+    let network: NetworkPolicy = match &body.network {
+        Some(n) => n.trim().parse().map_err(bad)?,
+        None => NetworkPolicy::default(),
+    };
+    if scan.status != status::COMPLETE {
+        return Err(ApiError::conflict(format!(
+            "scan {} is {}: its overlay is not stored yet, so there is nothing to build an \
+             image from; finish the scan first (the agent sends the overlay)",
+            scan.id, scan.status
+        )));
+    }
+    let image = db(&state, move |c| {
+        queries::create_image(
+            c,
+            &NewImage {
+                user_id: uid,
+                scan_id: Some(scan.id),
+                format: format.name(),
+                target: target.name(),
+                network: jobs::network_name(network),
+                status: image_status::QUEUED,
+                created_at: now(),
+            },
+        )
+    })
+    .await?;
+    state.jobs.wake();
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(image_json(&image, Some(&machine))),
+    ))
+}
+
+/// `GET /images` query.
+#[derive(Deserialize)]
+pub(crate) struct ListQuery {
+    scan: Option<i64>,
+}
+
+/// The caller's image jobs, newest first.
+pub(crate) async fn list(
+    State(state): State<Shared>,
+    Extension(user): Extension<AuthUser>,
+    query: Result<Query<ListQuery>, QueryRejection>,
+) -> ApiResult<Json<Value>> {
+    let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let is = db(&state, move |c| queries::list_images(c, user.id, q.scan)).await?;
+    Ok(Json(Value::Array(
+        is.iter()
+            .map(|(i, m)| image_json(i, m.as_deref()))
+            .collect(),
+    )))
+}
+
+/// One image job.
+pub(crate) async fn get_one(
+    State(state): State<Shared>,
+    Extension(user): Extension<AuthUser>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let (i, m) = load(&state, &user, &id).await?;
+    Ok(Json(image_json(&i, m.as_deref())))
+}
+
+fn not_done(i: &Image) -> ApiError {
+    let why = match i.status.as_str() {
+        image_status::FAILED => format!(
+            "image {} failed: {}",
+            i.id,
+            i.error.as_deref().unwrap_or("no reason recorded")
+        ),
+        s => format!("image {} is {s}, not done yet", i.id),
+    };
+    ApiError::conflict(why)
+}
+
+/// The tuning log of a finished image.
+pub(crate) async fn tuning_log(
+    State(state): State<Shared>,
+    Extension(user): Extension<AuthUser>,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let (i, _) = load(&state, &user, &id).await?;
+    if i.status != image_status::DONE {
+        return Err(not_done(&i));
+    }
+    let (uid, id) = (user.id, i.id);
+    match db(&state, move |c| queries::image_tuning_log(c, uid, id)).await? {
+        Some(Some(log)) => Ok(([(header::CONTENT_TYPE, "application/json")], log).into_response()),
+        // Deleted in between, or done without a log: neither should happen.
+        _ => Err(ApiError::not_found(format!("no tuning log for image {id}"))),
+    }
+}
+
+/// The image file, streamed.
+pub(crate) async fn download(
+    State(state): State<Shared>,
+    Extension(user): Extension<AuthUser>,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let (i, _) = load(&state, &user, &id).await?;
+    let (image_status::DONE, Some(file)) = (&i.status[..], i.file.as_deref()) else {
+        return Err(not_done(&i));
+    };
+    let path = state.data.image_dir(i.id).join(file);
+    file_response(&path, "application/octet-stream", Some(file)).await
+}
+
+/// Deletes a job and its file; a running job is refused (it cannot be stopped half way).
+pub(crate) async fn remove(
+    State(state): State<Shared>,
+    Extension(user): Extension<AuthUser>,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let id = parse_id(&id, "image")?;
+    let uid = user.id;
+    match db(&state, move |c| queries::delete_image(c, uid, id)).await? {
+        ImageDeletion::Missing => Err(ApiError::not_found(format!("no image {id}"))),
+        ImageDeletion::Running => Err(ApiError::conflict(format!(
+            "image {id} is being built; delete it once it is done or failed"
+        ))),
+        ImageDeletion::Deleted => {
+            let data = state.data.clone();
+            super::blocking(move || {
+                jobs::remove_job_files(&data, id, true);
+                Ok(())
+            })
+            .await?;
+            Ok(StatusCode::NO_CONTENT)
+        }
+    }
+}

@@ -1,0 +1,832 @@
+//! Image generation jobs: worker threads that claim queued jobs from the database and build
+//! them with [`uforge_core::image::build`].
+//!
+//! A job is a row of the `images` table. The API queues it; any worker of any server process
+//! sharing the database may claim it (see [`queries::claim_image`]). While a job builds, its
+//! progress and a heartbeat are written at most about once a second by a thread beside the
+//! build, so the build's own threads never wait on the database. Each row names the process
+//! that holds it (`HOST/BOOT/PID/N`); a job whose process is gone (it died, or the machine
+//! rebooted) is marked failed by the next server to look: at start, and from time to time by
+//! idle workers.
+//!
+//! A build writes under `DATA/work/images/ID` (removed afterwards, whatever happened) and into
+//! `DATA/images/ID/NAME.EXT`; a failed job leaves no file behind.
+
+use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use uforge_core::blobstore::LocalBlobStore;
+use uforge_core::image::{BuildSpec, Format, NetworkPolicy, Target};
+use uforge_core::progress::Progress;
+use uforge_core::report::ReportReader;
+
+use crate::datadir::DataDir;
+use crate::db::models::Image;
+use crate::db::queries::{self, image_status, ImageProgress};
+use crate::db::{now, Db};
+
+/// The phases a build reports, in order (see [`uforge_core::image::build`]).
+pub const PHASES: [&str; 5] = ["check", "install", "reconcile", "tune", "write"];
+
+/// How long an idle worker sleeps before looking for jobs queued by other processes (jobs
+/// queued by this one wake it at once).
+const POLL: Duration = Duration::from_secs(2);
+
+/// Progress is written at most this often.
+const FLUSH: Duration = Duration::from_secs(1);
+
+/// A running job's row is touched at least this often, progress or not.
+const HEARTBEAT: Duration = Duration::from_secs(10);
+
+/// A running job whose row has not been touched for this long belongs to a process that is
+/// gone or wedged. Many heartbeats long, so that a slow database does not fail live jobs.
+pub const STALE: Duration = Duration::from_secs(120);
+
+/// How often idle workers look for jobs of dead processes.
+const REAP_EVERY: Duration = Duration::from_secs(60);
+
+/// Why a job failed whose process a server found gone when it started.
+pub const RESTARTED: &str = "interrupted: server restarted";
+
+/// Why the jobs running when this server stopped failed.
+const STOPPED: &str = "interrupted: server stopped";
+
+/// The name of a network policy, as stored and shown.
+pub fn network_name(n: NetworkPolicy) -> &'static str {
+    match n {
+        NetworkPolicy::Keep => "keep",
+        NetworkPolicy::Dhcp => "dhcp",
+    }
+}
+
+/// Which process this is, as written in the `worker` column: the host, the boot (a pid means
+/// nothing across reboots) and the pid.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Identity {
+    host: String,
+    boot: String,
+    pid: u32,
+}
+
+impl Identity {
+    fn current() -> Self {
+        let read = |p: &str| {
+            std::fs::read_to_string(p)
+                .map(|s| s.trim().to_string())
+                .unwrap_or_default()
+        };
+        let host = read("/proc/sys/kernel/hostname");
+        let boot = read("/proc/sys/kernel/random/boot_id");
+        Identity {
+            host: if host.is_empty() {
+                "localhost".into()
+            } else {
+                host
+            },
+            // The first group of the boot id is plenty to tell boots apart.
+            boot: boot.split('-').next().unwrap_or_default().to_string(),
+            pid: std::process::id(),
+        }
+    }
+
+    /// The `worker` value of this process's `n`th worker.
+    fn worker(&self, n: usize) -> String {
+        format!("{}/{}/{}/{n}", self.host, self.boot, self.pid)
+    }
+
+    /// The process part of a `worker` value.
+    fn of_worker(worker: &str) -> Option<Identity> {
+        let mut it = worker.split('/');
+        let (host, boot, pid) = (it.next()?, it.next()?, it.next()?.parse().ok()?);
+        Some(Identity {
+            host: host.to_string(),
+            boot: boot.to_string(),
+            pid,
+        })
+    }
+
+    fn same_machine(&self, other: &Identity) -> bool {
+        self.host == other.host && self.boot == other.boot
+    }
+}
+
+/// Whether a process exists (it may belong to someone else: that still means "not dead").
+fn process_exists(pid: u32) -> bool {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return false;
+    };
+    // SAFETY: signal 0 only checks that the process exists and may be signalled.
+    let r = unsafe { libc::kill(pid, 0) };
+    r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
+/// What the workers share.
+struct Ctx {
+    db: Db,
+    data: DataDir,
+    blobs: Arc<LocalBlobStore>,
+    me: Identity,
+    /// Jobs this process is building: id to worker value.
+    running: Mutex<HashMap<i64, String>>,
+    /// Bumped to wake idle workers.
+    wake: Mutex<u64>,
+    woken: Condvar,
+    stop: AtomicBool,
+    /// When the last periodic check for dead processes' jobs ran (ms since `epoch`).
+    last_reap: AtomicU64,
+    epoch: Instant,
+}
+
+/// The image workers of this process.
+pub struct Jobs {
+    ctx: Arc<Ctx>,
+    workers: usize,
+}
+
+impl Jobs {
+    /// Fails the jobs that dead processes left running, clears what they left on disk, and
+    /// starts `workers` worker threads (none with 0: this process then only queues jobs).
+    pub fn start(
+        db: Db,
+        data: DataDir,
+        blobs: Arc<LocalBlobStore>,
+        workers: usize,
+    ) -> Result<Jobs> {
+        let ctx = Arc::new(Ctx {
+            db,
+            data,
+            blobs,
+            me: Identity::current(),
+            running: Mutex::new(HashMap::new()),
+            wake: Mutex::new(0),
+            woken: Condvar::new(),
+            stop: AtomicBool::new(false),
+            last_reap: AtomicU64::new(0),
+            epoch: Instant::now(),
+        });
+        let failed = reap(&ctx, RESTARTED).context("cannot check the image jobs left running")?;
+        if failed > 0 {
+            tracing::warn!(
+                jobs = failed,
+                "image jobs left running by a stopped server marked failed"
+            );
+        }
+        clear_leftovers(&ctx).context("cannot clear what earlier image jobs left")?;
+        for n in 0..workers {
+            let ctx = ctx.clone();
+            std::thread::Builder::new()
+                .name(format!("image-worker-{n}"))
+                .spawn(move || worker_loop(&ctx, n))
+                .context("cannot start an image worker thread")?;
+        }
+        Ok(Jobs { ctx, workers })
+    }
+
+    /// Tells idle workers that a job was queued.
+    pub fn wake(&self) {
+        if self.workers == 0 {
+            return;
+        }
+        let mut g = self.ctx.wake.lock().unwrap_or_else(|p| p.into_inner());
+        *g = g.wrapping_add(1);
+        self.ctx.woken.notify_all();
+    }
+
+    /// Stops claiming jobs and marks the ones this process is building failed: a build cannot
+    /// be resumed, and the process is about to end under it.
+    pub fn shutdown(&self) {
+        self.ctx.stop.store(true, Ordering::SeqCst);
+        self.ctx.woken.notify_all();
+        let running: Vec<(i64, String)> = self
+            .ctx
+            .running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|(id, w)| (*id, w.clone()))
+            .collect();
+        for (id, worker) in running {
+            let failed = self
+                .ctx
+                .db
+                .get()
+                .and_then(|mut c| Ok(queries::fail_image(&mut c, id, &worker, STOPPED)?));
+            match failed {
+                Ok(true) => {
+                    tracing::warn!(image = id, "image job interrupted by the stop");
+                    remove_job_files(&self.ctx.data, id, true);
+                }
+                // It ended on its own in the meantime: what it recorded stands.
+                Ok(false) => {}
+                // Left running: the next server to start here marks it failed and clears up.
+                Err(e) => tracing::error!(image = id, "cannot mark the image job failed: {e:#}"),
+            }
+        }
+    }
+}
+
+/// Marks failed every running job whose process is gone: on this machine, a pid that no longer
+/// exists (or is this very process, which holds nothing it does not know of); anywhere, a row
+/// untouched for [`STALE`]. `dead_message` is the error of the first kind. Returns how many.
+fn reap(ctx: &Ctx, dead_message: &str) -> Result<usize> {
+    let mut c = ctx.db.get()?;
+    let jobs = queries::running_images(&mut c)?;
+    let now = now();
+    let mut failed = 0;
+    for job in jobs {
+        let worker = job.worker.clone().unwrap_or_default();
+        let owner = Identity::of_worker(&worker);
+        let mine = ctx
+            .running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains_key(&job.id);
+        let dead = match &owner {
+            Some(o) if ctx.me.same_machine(o) => {
+                if o.pid == ctx.me.pid {
+                    !mine
+                } else {
+                    !process_exists(o.pid)
+                }
+            }
+            _ => false,
+        };
+        let silent = job
+            .heartbeat_at
+            .or(job.started_at)
+            .map(|t| (now - t).to_std().unwrap_or_default() > STALE)
+            .unwrap_or(true);
+        let message = if dead {
+            dead_message.to_string()
+        } else if silent && !mine {
+            format!(
+                "interrupted: the server running it ({worker}) stopped answering: no heartbeat \
+                 for more than {} s",
+                STALE.as_secs()
+            )
+        } else {
+            continue;
+        };
+        // Only if the row still names the worker judged dead: a live process may have moved on.
+        if queries::fail_image(&mut c, job.id, &worker, &message)? {
+            tracing::warn!(image = job.id, worker, "{message}");
+            remove_job_files(&ctx.data, job.id, true);
+            failed += 1;
+        }
+    }
+    Ok(failed)
+}
+
+/// Removes scratch directories of jobs no longer building, and image directories of jobs
+/// that failed or no longer exist: what a process that died mid-build, or a deletion whose
+/// file removal failed, left behind.
+fn clear_leftovers(ctx: &Ctx) -> Result<()> {
+    let ids_in = |dir: &Path| -> Result<Vec<i64>> {
+        let mut out = Vec::new();
+        let rd =
+            std::fs::read_dir(dir).with_context(|| format!("cannot list {}", dir.display()))?;
+        for e in rd {
+            let e = e.with_context(|| format!("cannot list {}", dir.display()))?;
+            if let Some(id) = e.file_name().to_str().and_then(|n| n.parse::<i64>().ok()) {
+                out.push(id);
+            }
+        }
+        Ok(out)
+    };
+    let work = ids_in(&ctx.data.image_work_root())?;
+    let images = ids_in(&ctx.data.images())?;
+    let mut all: Vec<i64> = work.iter().chain(&images).copied().collect();
+    all.sort_unstable();
+    all.dedup();
+    if all.is_empty() {
+        return Ok(());
+    }
+    let status: HashMap<i64, String> = queries::image_statuses(&mut *ctx.db.get()?, &all)?
+        .into_iter()
+        .collect();
+    for id in work {
+        if status.get(&id).map(String::as_str) != Some(image_status::RUNNING) {
+            remove_logged(&ctx.data.image_work(id));
+        }
+    }
+    for id in images {
+        let keep = matches!(
+            status.get(&id).map(String::as_str),
+            Some(image_status::RUNNING | image_status::DONE)
+        );
+        if !keep {
+            remove_logged(&ctx.data.image_dir(id));
+        }
+    }
+    Ok(())
+}
+
+/// Removes a job's scratch directory and, when `output` is set, its image directory.
+pub fn remove_job_files(data: &DataDir, id: i64, output: bool) {
+    remove_logged(&data.image_work(id));
+    if output {
+        remove_logged(&data.image_dir(id));
+    }
+}
+
+fn remove_logged(dir: &Path) {
+    if let Err(e) = remove_tree(dir) {
+        tracing::error!("{e:#}");
+    }
+}
+
+/// Removes a directory tree that a build may have mounted filesystems inside (a build that was
+/// killed cannot unmount what it mounted). Mount points inside are detached first, deepest
+/// first, because a recursive removal would otherwise descend into them: into a bind mount of
+/// the host's `/dev`, say. If one cannot be detached, nothing is removed.
+pub fn remove_tree(dir: &Path) -> Result<()> {
+    let real = match std::fs::canonicalize(dir) {
+        Ok(p) => p,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e).with_context(|| format!("cannot resolve {}", dir.display())),
+    };
+    let mut mounts = mounts_under(&real)?;
+    mounts.sort_by_key(|m| std::cmp::Reverse(m.as_os_str().len()));
+    for m in &mounts {
+        detach(m).with_context(|| {
+            format!(
+                "cannot remove {}: {} is mounted and cannot be unmounted",
+                dir.display(),
+                m.display()
+            )
+        })?;
+    }
+    match std::fs::remove_dir_all(&real) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e).with_context(|| format!("cannot remove {}", dir.display())),
+    }
+}
+
+/// Mount points at or under `dir`, from `/proc/self/mountinfo`.
+fn mounts_under(dir: &Path) -> Result<Vec<PathBuf>> {
+    let text = match std::fs::read_to_string("/proc/self/mountinfo") {
+        Ok(t) => t,
+        // No /proc: nothing can be told, and nothing of ours was mounted through it either.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e).context("cannot read /proc/self/mountinfo"),
+    };
+    Ok(text
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .map(unescape_mount_path)
+        .filter(|p| p.starts_with(dir))
+        .collect())
+}
+
+/// Undoes the octal escapes (`\040` for a space) of a mountinfo path.
+fn unescape_mount_path(s: &str) -> PathBuf {
+    use std::os::unix::ffi::OsStringExt;
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
+            let v = b[i + 1..i + 4]
+                .iter()
+                .fold(0u32, |acc, c| acc * 8 + u32::from(c - b'0'));
+            // The kernel escapes single bytes (at most \377); anything larger is kept as text.
+            match u8::try_from(v) {
+                Ok(byte) => out.push(byte),
+                Err(_) => out.extend_from_slice(&b[i..i + 4]),
+            }
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    PathBuf::from(std::ffi::OsString::from_vec(out))
+}
+
+fn detach(mount: &Path) -> std::io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(mount.as_os_str().as_bytes())
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+    // SAFETY: a valid NUL-terminated path; MNT_DETACH has no other requirement.
+    if unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) } == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+fn worker_loop(ctx: &Arc<Ctx>, n: usize) {
+    let worker = ctx.me.worker(n);
+    let mut seen = *ctx.wake.lock().unwrap_or_else(|p| p.into_inner());
+    while !ctx.stop.load(Ordering::SeqCst) {
+        let claimed = ctx
+            .db
+            .get()
+            .and_then(|mut c| Ok(queries::claim_image(&mut c, &worker)?));
+        match claimed {
+            Ok(Some(job)) => {
+                run_job(ctx, &worker, job);
+                continue;
+            }
+            Ok(None) => {}
+            Err(e) => tracing::error!(worker, "cannot look for image jobs: {e:#}"),
+        }
+        reap_now_and_then(ctx);
+        let g = ctx.wake.lock().unwrap_or_else(|p| p.into_inner());
+        let (g, _) = ctx
+            .woken
+            .wait_timeout_while(g, POLL, |w| *w == seen && !ctx.stop.load(Ordering::SeqCst))
+            .unwrap_or_else(|p| p.into_inner());
+        seen = *g;
+    }
+}
+
+/// Runs [`reap`] if no worker of this process did for [`REAP_EVERY`].
+fn reap_now_and_then(ctx: &Ctx) {
+    let now = ctx.epoch.elapsed().as_millis() as u64;
+    let last = ctx.last_reap.load(Ordering::SeqCst);
+    let due = last == 0 || now.saturating_sub(last) >= REAP_EVERY.as_millis() as u64;
+    if !due
+        || ctx
+            .last_reap
+            .compare_exchange(last, now.max(1), Ordering::SeqCst, Ordering::SeqCst)
+            .is_err()
+    {
+        return;
+    }
+    match reap(ctx, "interrupted: the server process running it ended") {
+        Ok(0) => {}
+        Ok(n) => tracing::warn!(jobs = n, "image jobs of stopped servers marked failed"),
+        Err(e) => tracing::error!("cannot check for abandoned image jobs: {e:#}"),
+    }
+}
+
+/// Builds one claimed job and records how it ended.
+fn run_job(ctx: &Arc<Ctx>, worker: &str, job: Image) {
+    let id = job.id;
+    ctx.running
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(id, worker.to_string());
+    tracing::info!(
+        image = id,
+        scan = job.scan_id,
+        format = job.format,
+        target = job.target,
+        "image job started"
+    );
+    let outcome = build_job(ctx, worker, &job);
+    remove_job_files(&ctx.data, id, outcome.is_err());
+    let recorded = ctx.db.get().and_then(|mut c| {
+        Ok(match &outcome {
+            Ok(done) => queries::finish_image(
+                &mut c,
+                id,
+                worker,
+                done.size,
+                &done.sha256,
+                &done.tuning_log,
+            )?,
+            Err(message) => queries::fail_image(&mut c, id, worker, message)?,
+        })
+    });
+    match (&outcome, recorded) {
+        (Ok(done), Ok(true)) => {
+            tracing::info!(image = id, size = done.size, "image job done")
+        }
+        (Err(message), Ok(true)) => tracing::warn!(image = id, "image job failed: {message}"),
+        (_, Ok(false)) => {
+            // Taken away while it built (its heartbeats stopped reaching the database and
+            // another server failed it): what it made must not outlive that verdict.
+            tracing::warn!(
+                image = id,
+                "image job was failed elsewhere; its result is dropped"
+            );
+            remove_logged(&ctx.data.image_dir(id));
+        }
+        (_, Err(e)) => {
+            tracing::error!(image = id, "cannot record the end of the image job: {e:#}");
+            remove_logged(&ctx.data.image_dir(id));
+        }
+    }
+    ctx.running
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .remove(&id);
+}
+
+/// What a successful build leaves to record.
+struct Done {
+    size: i64,
+    sha256: String,
+    tuning_log: String,
+}
+
+/// Prepares and runs the build of a job; the error is the job's `error` text.
+fn build_job(ctx: &Ctx, worker: &str, job: &Image) -> Result<Done, String> {
+    let id = job.id;
+    let format: Format = job.format.parse().map_err(|e| chain(&e))?;
+    let target: Target = job.target.parse().map_err(|e| chain(&e))?;
+    let network: NetworkPolicy = job.network.parse().map_err(|e| chain(&e))?;
+    let scan = job
+        .scan_id
+        .ok_or_else(|| "its scan was deleted before the build started".to_string())?;
+    let report = ctx.data.report(scan);
+    let (user, sources) = {
+        let mut c = ctx.db.get().map_err(|e| format!("{e:#}"))?;
+        let user = queries::user_name(&mut c, job.user_id)
+            .map_err(|e| format!("database error: {e}"))?
+            .ok_or_else(|| format!("user {} no longer exists", job.user_id))?;
+        // The repositories analyses use: what the overlay was cut against.
+        let sources = queries::synced_repo_lines(&mut c, job.user_id)
+            .map_err(|e| format!("database error: {e}"))?;
+        (user, sources)
+    };
+    let user_repo = ctx.data.user_repo(&user);
+    let local_repos = if user_repo.join("Packages").is_file() {
+        vec![user_repo]
+    } else {
+        Vec::new()
+    };
+    let file = format!("{}.{}", image_name(&report, scan), format.extension());
+    let (work, dir) = (ctx.data.image_work(id), ctx.data.image_dir(id));
+    for d in [&work, &dir] {
+        remove_tree(d).map_err(|e| format!("{e:#}"))?;
+    }
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let output = dir.join(&file);
+    let held = ctx
+        .db
+        .get()
+        .and_then(|mut c| Ok(queries::set_image_file(&mut c, id, worker, &file)?))
+        .map_err(|e| format!("{e:#}"))?;
+    if !held {
+        return Err("the job was taken away before it started".into());
+    }
+
+    let spec = BuildSpec {
+        report: &report,
+        blobs: &*ctx.blobs,
+        sources,
+        local_repos,
+        format,
+        target: Some(target),
+        network,
+        work_dir: &work,
+        output: &output,
+        cache_dir: ctx.data.cache(),
+    };
+    let tracker = Tracker::default();
+    let finished = (Mutex::new(false), Condvar::new());
+    let built = std::thread::scope(|s| {
+        s.spawn(|| flush_progress(ctx, worker, id, &tracker, &finished));
+        let r = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            uforge_core::image::build(&spec, &tracker)
+        }));
+        *finished.0.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        finished.1.notify_all();
+        r
+    });
+    let result = match built {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => return Err(chain(&e)),
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| panic.downcast_ref::<&str>().copied())
+                .unwrap_or("no message");
+            return Err(format!("the image build crashed: {what}"));
+        }
+    };
+    // The build reports where it wrote; the file must be the one the job serves.
+    if !output.is_file() {
+        return Err(format!(
+            "the build reported success but {} does not exist",
+            output.display()
+        ));
+    }
+    let tuning_log = serde_json::to_string(&result.tuning_log)
+        .map_err(|e| format!("cannot encode the tuning log: {e}"))?;
+    Ok(Done {
+        size: i64::try_from(result.size).unwrap_or(i64::MAX),
+        sha256: result.sha256,
+        tuning_log,
+    })
+}
+
+/// The image's file name without extension: the scanned host name when it makes a safe file
+/// name, `scan-ID` otherwise.
+fn image_name(report: &Path, scan: i64) -> String {
+    let host = ReportReader::open(report)
+        .ok()
+        .and_then(|r| r.header().machine.hostname.clone())
+        .unwrap_or_default();
+    let safe: String = host
+        .trim()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(64)
+        .collect();
+    let safe = safe.trim_start_matches('.').to_string();
+    if safe.is_empty() {
+        format!("scan-{scan}")
+    } else {
+        safe
+    }
+}
+
+/// An error with its causes, each once: library errors often quote the error they wrap.
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        cause = c.source();
+    }
+    out
+}
+
+/// Progress of one build, kept in memory for [`flush_progress`]. The build's threads only
+/// touch atomics (and a lock at phase changes).
+#[derive(Default)]
+struct Tracker {
+    phase: Mutex<Option<String>>,
+    files: AtomicU64,
+    bytes: AtomicU64,
+    /// Plus one, so that 0 means unknown.
+    total: AtomicU64,
+}
+
+impl Tracker {
+    fn snapshot(&self) -> ImageProgress {
+        let clamp = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        let total = self.total.load(Ordering::Relaxed);
+        ImageProgress {
+            phase: self.phase.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+            files: clamp(self.files.load(Ordering::Relaxed)),
+            bytes: clamp(self.bytes.load(Ordering::Relaxed)),
+            total: (total > 0).then(|| clamp(total - 1)),
+        }
+    }
+}
+
+impl Progress for Tracker {
+    fn phase(&self, name: &str, total_bytes: Option<u64>) {
+        *self.phase.lock().unwrap_or_else(|p| p.into_inner()) = Some(name.to_string());
+        self.files.store(0, Ordering::Relaxed);
+        self.bytes.store(0, Ordering::Relaxed);
+        self.total.store(
+            total_bytes.map_or(0, |t| t.saturating_add(1)),
+            Ordering::Relaxed,
+        );
+    }
+
+    fn advance(&self, files: u64, bytes: u64) {
+        self.files.fetch_add(files, Ordering::Relaxed);
+        self.bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+}
+
+/// Writes the tracker's progress while it changes (at most every [`FLUSH`]) and a heartbeat
+/// every [`HEARTBEAT`], until `finished`; then once more, so the last phase is recorded.
+fn flush_progress(
+    ctx: &Ctx,
+    worker: &str,
+    id: i64,
+    tracker: &Tracker,
+    finished: &(Mutex<bool>, Condvar),
+) {
+    let mut written: Option<ImageProgress> = None;
+    let mut last_write = Instant::now();
+    loop {
+        let done = {
+            let g = finished.0.lock().unwrap_or_else(|p| p.into_inner());
+            let (g, _) = finished
+                .1
+                .wait_timeout_while(g, FLUSH, |f| !*f)
+                .unwrap_or_else(|p| p.into_inner());
+            *g
+        };
+        let snap = tracker.snapshot();
+        if done || written.as_ref() != Some(&snap) || last_write.elapsed() >= HEARTBEAT {
+            let r = ctx
+                .db
+                .get()
+                .and_then(|mut c| Ok(queries::record_image_progress(&mut c, id, worker, &snap)?));
+            match r {
+                Ok(true) => {}
+                Ok(false) => {
+                    tracing::warn!(image = id, "image job taken away while building");
+                    return;
+                }
+                // Next time, then: a database hiccup is no reason to stop a build.
+                Err(e) => tracing::warn!(image = id, "cannot record progress: {e:#}"),
+            }
+            written = Some(snap);
+            last_write = Instant::now();
+        }
+        if done {
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn worker_values_round_trip() {
+        let me = Identity::current();
+        let w = me.worker(3);
+        assert_eq!(Identity::of_worker(&w), Some(me.clone()));
+        assert!(w.ends_with(&format!("/{}/3", me.pid)));
+        assert_eq!(Identity::of_worker("garbage"), None);
+        assert!(process_exists(me.pid));
+    }
+
+    #[test]
+    fn mount_paths_are_unescaped() {
+        assert_eq!(
+            unescape_mount_path(r"/srv/a\040b/c\134d"),
+            Path::new("/srv/a b/c\\d")
+        );
+        assert_eq!(unescape_mount_path(r"/x\04"), Path::new(r"/x\04"));
+        assert_eq!(unescape_mount_path(r"/x\777"), Path::new(r"/x\777"));
+    }
+
+    #[test]
+    fn image_names_are_safe_file_names() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(image_name(&dir.path().join("none.ufr"), 7), "scan-7");
+    }
+
+    #[test]
+    fn error_chains_name_each_cause_once() {
+        #[derive(Debug)]
+        struct Outer(std::io::Error);
+        impl std::fmt::Display for Outer {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, "building: {}", self.0)
+            }
+        }
+        impl std::error::Error for Outer {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+        let e = Outer(std::io::Error::other("disk full"));
+        assert_eq!(chain(&e), "building: disk full");
+    }
+
+    #[test]
+    fn progress_snapshots() {
+        let t = Tracker::default();
+        assert_eq!(t.snapshot(), ImageProgress::default());
+        t.phase("install", Some(100));
+        t.advance(2, 40);
+        assert_eq!(
+            t.snapshot(),
+            ImageProgress {
+                phase: Some("install".into()),
+                files: 2,
+                bytes: 40,
+                total: Some(100)
+            }
+        );
+        t.phase("tune", None);
+        assert_eq!(t.snapshot().total, None);
+        assert_eq!(t.snapshot().bytes, 0);
+    }
+
+    #[test]
+    fn trees_without_mounts_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = dir.path().join("job");
+        std::fs::create_dir_all(t.join("a/b")).unwrap();
+        std::fs::write(t.join("a/b/f"), "x").unwrap();
+        remove_tree(&t).unwrap();
+        assert!(!t.exists());
+        remove_tree(&t).unwrap();
+    }
+}
