@@ -14,7 +14,10 @@ security=${security:-http://deb.debian.org/debian-security}
 suite=$(. /etc/os-release && echo "${VERSION_CODENAME:-bookworm}")
 
 # Repository signatures are checked with gpgv against the Debian archive keyring.
-for p in gpgv debian-archive-keyring; do
+# Images are built with mmdebstrap, e2fsprogs, dosfstools, mtools and qemu-img.
+tools="gpgv debian-archive-keyring"
+[ -n "${UFORGE_IMAGE:-}" ] && tools="$tools mmdebstrap eatmydata e2fsprogs dosfstools mtools fdisk qemu-utils"
+for p in $tools; do
     dpkg-query -W -f '${db:Status-Status}' "$p" 2>/dev/null | grep -qx installed ||
         { apt-get update -qq && apt-get install -y -qq "$p" >/dev/null; }
 done
@@ -52,3 +55,12 @@ fi
     -n "$(hostname)" --root / -e "$data" -e "$PWD/target" "$@"
 client scan list
 client package list
+
+# UFORGE_IMAGE=qcow2 (or any format) also builds an image of the scan and downloads it.
+if [ -n "${UFORGE_IMAGE:-}" ]; then
+    scan=$(client --json scan list | python3 -c 'import json, sys; print(max(s["id"] for s in json.load(sys.stdin)))')
+    job=$(client --json image generate "$scan" --format "$UFORGE_IMAGE" --wait |
+        python3 -c 'import json, sys; print(json.load(sys.stdin)["id"])')
+    mkdir -p "$data/images"
+    client image download "$job" -o "$data/images/$(hostname).$UFORGE_IMAGE"
+fi

@@ -30,6 +30,8 @@ pub struct BuildArgs {
     #[arg(long = "repo", value_name = "LINE", required = true)]
     pub repos: Vec<String>,
     /// Image format: raw, qcow2, vmdk, vhd, vhdx, vdi, ova, oci, docker-archive, tar.gz.
+    /// Several, comma separated, are written from one build (all disks, or all trees); `-o`
+    /// is then a directory.
     #[arg(long, short = 'f')]
     pub format: String,
     /// Target platform: kvm, openstack, aws, gcp, azure, vmware, container, none (default:
@@ -39,7 +41,8 @@ pub struct BuildArgs {
     /// `keep` the source's addressing (default) or set every interface to `dhcp`.
     #[arg(long, default_value = "keep")]
     pub network: String,
-    /// The image file to write. The tuning log is written beside it (`FILE.tuning-log.json`).
+    /// The image file to write (a directory for several formats, which get `HOSTNAME.EXT`).
+    /// The tuning log is written beside it (`FILE.tuning-log.json`).
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     pub output: PathBuf,
     /// Scratch directory (needs room for the whole image; default: beside the output).
@@ -51,12 +54,16 @@ pub struct BuildArgs {
     /// Keyring that signs the repositories (default: the Debian archive keyring).
     #[arg(long, value_name = "FILE")]
     pub keyring: Option<PathBuf>,
+    /// Print no progress.
+    #[arg(short, long)]
+    pub quiet: bool,
 }
 
 /// Arguments of `uforge image verify`.
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
-    /// The image (disk image in any format qemu-img reads, OVA, or tar.gz).
+    /// The image: a disk image in any format qemu-img reads, an OVA, a tar.gz, or a directory
+    /// holding an unpacked root (`umoci unpack`).
     pub image: PathBuf,
     /// The scan's report.
     #[arg(long, value_name = "REPORT")]
@@ -67,6 +74,24 @@ pub struct VerifyArgs {
     /// Scratch directory (default: a temporary directory).
     #[arg(long, value_name = "DIR")]
     pub work_dir: Option<PathBuf>,
+}
+
+/// Prints each build phase with the time it started, on stderr: a build takes minutes.
+struct PhaseLog {
+    start: std::time::Instant,
+    quiet: bool,
+    last: std::sync::Mutex<String>,
+}
+
+impl uforge_core::progress::Progress for PhaseLog {
+    fn phase(&self, name: &str, _total: Option<u64>) {
+        let mut last = self.last.lock().expect("not poisoned");
+        if self.quiet || *last == name {
+            return;
+        }
+        *last = name.to_string();
+        eprintln!("[{:>6.1}s] {name}", self.start.elapsed().as_secs_f64());
+    }
 }
 
 /// Removes a scratch directory when the command ends, however it ends.
@@ -98,26 +123,52 @@ fn scratch(given: Option<&Path>, near: &Path, tag: &str) -> Result<Scratch> {
 
 /// Runs `uforge image build`; prints a summary (or JSON) on stdout.
 pub fn build(a: &BuildArgs, json_out: bool) -> Result<()> {
-    let format: Format = a.format.parse()?;
+    let formats: Vec<Format> = a
+        .format
+        .split(',')
+        .map(|f| f.trim().parse())
+        .collect::<uforge_core::Result<_>>()?;
     let target: Option<Target> = a.target.as_deref().map(str::parse).transpose()?;
     let network: NetworkPolicy = a.network.parse()?;
-    if a.output.exists() {
-        bail!(
-            "{} exists already; choose another output or remove it",
-            a.output.display()
-        );
-    }
     let header = ReportReader::open(&a.report)
         .with_context(|| format!("cannot read the report {}", a.report.display()))?
         .header()
         .clone();
+    let outputs: Vec<PathBuf> = if formats.len() == 1 {
+        vec![a.output.clone()]
+    } else {
+        std::fs::create_dir_all(&a.output)
+            .with_context(|| format!("cannot create {}", a.output.display()))?;
+        let name = header
+            .machine
+            .hostname
+            .clone()
+            .filter(|h| !h.is_empty() && !h.contains('/'))
+            .unwrap_or_else(|| "image".into());
+        formats
+            .iter()
+            .map(|f| a.output.join(format!("{name}.{}", f.extension())))
+            .collect()
+    };
+    for o in &outputs {
+        if o.exists() {
+            bail!(
+                "{} exists already; choose another output or remove it",
+                o.display()
+            );
+        }
+    }
     let cache_dir = a.cache_dir.clone().unwrap_or_else(repo::default_cache_dir);
     let opts = repo::RepoOptions {
         cache_dir: cache_dir.clone(),
         keyring: a.keyring.clone(),
         archs: repo::archs_of(&header),
     };
-    let progress = uforge_core::progress::NoProgress;
+    let progress = PhaseLog {
+        start: std::time::Instant::now(),
+        quiet: a.quiet,
+        last: Default::default(),
+    };
     let work = scratch(a.work_dir.as_deref(), &a.output, "build")?;
 
     let analysis = match &a.analysis {
@@ -134,15 +185,19 @@ pub fn build(a: &BuildArgs, json_out: bool) -> Result<()> {
         }
     };
     let expected = analysis.expected(ReportReader::open(&a.report)?)?;
-    let blobs = LocalBlobStore::open(work.0.join("blobs"))?;
     let overlay = File::open(&a.overlay)
         .with_context(|| format!("cannot open the overlay {}", a.overlay.display()))?;
-    read_overlay(overlay, &expected, &blobs, &ReadLimits::default()).with_context(|| {
-        format!(
-            "the overlay {} does not match the report",
-            a.overlay.display()
-        )
-    })?;
+    // The overlay's contents are stored unpacked (sparse files at full size) before the build.
+    let stored: u64 = expected
+        .values()
+        .filter(|e| e.kind == uforge_core::model::FileKind::File)
+        .map(|e| e.size)
+        .sum();
+    image::check_space(&work.0, stored + (64 << 20))?;
+    let blobs = LocalBlobStore::open(work.0.join("blobs"))?;
+    read_overlay(overlay, &expected, &blobs, &ReadLimits::default())
+        .with_context(|| format!("cannot take in the overlay {}", a.overlay.display()))?;
+
     drop(expected);
     let recreated = work.0.join("recreated");
     if !analysis.missing_packages.is_empty() {
@@ -155,19 +210,28 @@ pub fn build(a: &BuildArgs, json_out: bool) -> Result<()> {
             blobs: &blobs,
             sources: a.repos.clone(),
             local_repos: vec![recreated],
-            format,
+            format: formats[0],
             target,
             network,
             work_dir: &work.0.join("build"),
-            output: &a.output,
+            output: &outputs[0],
             cache_dir,
+            keyring: a.keyring.clone(),
+            extra_outputs: formats[1..]
+                .iter()
+                .copied()
+                .zip(outputs[1..].iter().cloned())
+                .collect(),
         },
         &progress,
     )
-    .with_context(|| format!("cannot build the {format} image"))?;
-    let log_path = sidecar(&a.output);
-    std::fs::write(&log_path, serde_json::to_vec_pretty(&res.tuning_log)?)
-        .with_context(|| format!("cannot write {}", log_path.display()))?;
+    .with_context(|| format!("cannot build the {} image", a.format))?;
+    let log_json = serde_json::to_vec_pretty(&res.tuning_log)?;
+    let log_path = sidecar(&outputs[0]);
+    for o in &outputs {
+        let p = sidecar(o);
+        std::fs::write(&p, &log_json).with_context(|| format!("cannot write {}", p.display()))?;
+    }
     if json_out {
         println!(
             "{}",
@@ -179,6 +243,9 @@ pub fn build(a: &BuildArgs, json_out: bool) -> Result<()> {
                 "sha256": res.sha256,
                 "tuning_log": log_path.display().to_string(),
                 "reconcile": res.reconcile,
+                "also": res.extra.iter().map(|(f, p, size, sha)| json!({
+                    "format": f, "output": p.display().to_string(), "size": size, "sha256": sha,
+                })).collect::<Vec<_>>(),
             })
         );
     } else {
@@ -190,6 +257,13 @@ pub fn build(a: &BuildArgs, json_out: bool) -> Result<()> {
             res.size as f64 / 1048576.0,
             res.sha256
         );
+        for (f, p, size, sha) in &res.extra {
+            println!(
+                "{} ({f}, {:.1} MiB, sha256 {sha})",
+                p.display(),
+                *size as f64 / 1048576.0
+            );
+        }
         for s in &res.tuning_log.steps {
             println!(
                 "  {:<11} {} ({} changes)",

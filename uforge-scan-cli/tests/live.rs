@@ -14,7 +14,7 @@ use serde_json::Value;
 use crate::util::*;
 
 /// A scratch directory outside /tmp: the agent runs with a private, empty /tmp.
-fn outside_tmp() -> tempfile::TempDir {
+pub fn outside_tmp() -> tempfile::TempDir {
     tempfile::Builder::new()
         .prefix("uforge-live-")
         .tempdir_in("/var/tmp")
@@ -39,9 +39,9 @@ fn server_bin() -> PathBuf {
 }
 
 /// A running server on an ephemeral port, stopped when dropped.
-struct Server {
+pub struct Server {
     child: Child,
-    url: String,
+    pub url: String,
     data: tempfile::TempDir,
     db: Option<String>,
 }
@@ -54,7 +54,7 @@ impl Drop for Server {
 }
 
 impl Server {
-    fn start(db: Option<String>) -> Server {
+    pub fn start(db: Option<String>) -> Server {
         let data = outside_tmp();
         let mut cmd = Command::new(server_bin());
         cmd.arg("serve")
@@ -94,7 +94,7 @@ impl Server {
     }
 
     /// Creates a user and returns its token.
-    fn add_user(&self, name: &str) -> String {
+    pub fn add_user(&self, name: &str) -> String {
         let mut cmd = Command::new(server_bin());
         cmd.args(["user", "add", name])
             .arg("--data-dir")
@@ -108,7 +108,7 @@ impl Server {
     }
 
     /// `uforge` as `user`, with `--json`.
-    fn client(&self, user: &str, token: &str, args: &[&str]) -> Result<Value, String> {
+    pub fn client(&self, user: &str, token: &str, args: &[&str]) -> Result<Value, String> {
         let out =
             Command::new(Path::new(env!("CARGO_BIN_EXE_uforge-scan")).with_file_name("uforge"))
                 .args(["-U", &self.url, "-u", user, "--json"])
@@ -127,7 +127,7 @@ impl Server {
 
     /// Runs the agent in a private mount namespace whose /tmp is an empty tmpfs, and returns
     /// its output with whatever it left in /tmp.
-    fn agent(
+    pub fn agent(
         &self,
         url: &str,
         user: &str,

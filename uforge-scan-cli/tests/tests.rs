@@ -2,6 +2,7 @@
 //! real tools. One test binary, as in ripgrep: helpers in `util`, one module per area.
 
 mod analysis;
+mod images;
 mod live;
 mod scan;
 mod util;

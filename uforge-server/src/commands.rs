@@ -134,6 +134,7 @@ fn serve(args: &ServeArgs) -> Result<()> {
         db.clone(),
         data.clone(),
         blobs.clone(),
+        cfg.keyring.clone(),
         cfg.image_workers,
     )?);
     let served = runtime.block_on(async {

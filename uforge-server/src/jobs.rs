@@ -130,6 +130,8 @@ struct Ctx {
     db: Db,
     data: DataDir,
     blobs: Arc<LocalBlobStore>,
+    /// Keyring for repositories that name none.
+    keyring: Option<PathBuf>,
     me: Identity,
     /// Jobs this process is building: id to worker value.
     running: Mutex<HashMap<i64, String>>,
@@ -155,12 +157,14 @@ impl Jobs {
         db: Db,
         data: DataDir,
         blobs: Arc<LocalBlobStore>,
+        keyring: Option<PathBuf>,
         workers: usize,
     ) -> Result<Jobs> {
         let ctx = Arc::new(Ctx {
             db,
             data,
             blobs,
+            keyring,
             me: Identity::current(),
             running: Mutex::new(HashMap::new()),
             wake: Mutex::new(0),
@@ -584,6 +588,8 @@ fn build_job(ctx: &Ctx, worker: &str, job: &Image) -> Result<Done, String> {
         work_dir: &work,
         output: &output,
         cache_dir: ctx.data.cache(),
+        keyring: ctx.keyring.clone(),
+        extra_outputs: Vec::new(),
     };
     let tracker = Tracker::default();
     let finished = (Mutex::new(false), Condvar::new());

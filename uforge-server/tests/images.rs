@@ -356,6 +356,8 @@ fn build_directly(s: &Server, scan: i64, id: i64, file: &str) -> String {
             work_dir: &work,
             output: &dir.join(file),
             cache_dir: s.data_dir.join("cache"),
+            keyring: None,
+            extra_outputs: Vec::new(),
         },
         &uforge_core::progress::NoProgress,
     );

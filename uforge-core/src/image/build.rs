@@ -41,6 +41,11 @@ pub struct BuildSpec<'a> {
     pub output: &'a Path,
     /// Cache of repository indexes and packages.
     pub cache_dir: PathBuf,
+    /// Keyring that signs repositories naming none (default: the Debian archive keyring).
+    pub keyring: Option<PathBuf>,
+    /// More images written from the same build, in other formats of the same kind (disk or
+    /// tree) as `format`: one install for an image per cloud.
+    pub extra_outputs: Vec<(Format, PathBuf)>,
 }
 
 /// What a build produced.
@@ -60,6 +65,8 @@ pub struct BuildResult {
     pub tuning_log: TuningLog,
     /// How the installed root was made equal to the scanned machine.
     pub reconcile: ReconcileStats,
+    /// The images of [`BuildSpec::extra_outputs`]: format, file, size and SHA-256.
+    pub extra: Vec<(Format, PathBuf, u64, String)>,
 }
 
 /// Builds an image from a scan; see the [module](super) documentation for the steps. Progress
@@ -75,10 +82,22 @@ pub fn build(spec: &BuildSpec<'_>, progress: &dyn Progress) -> Result<BuildResul
             spec.format
         )));
     }
+    for (f, _) in &spec.extra_outputs {
+        if f.is_disk() != spec.format.is_disk() {
+            return Err(Error::Invalid(format!(
+                "{} and {f} images need separate builds: one is a disk, the other a tree",
+                spec.format
+            )));
+        }
+    }
     let partial = partial_path(spec.output);
     let res = build_inner(spec, target, &partial, progress);
     if res.is_err() {
         let _ = std::fs::remove_file(&partial);
+        for (_, out) in &spec.extra_outputs {
+            let _ = std::fs::remove_file(partial_path(out));
+            let _ = std::fs::remove_file(out);
+        }
     }
     let _ = std::fs::remove_dir_all(spec.work_dir.join("root"));
     let _ = std::fs::remove_file(spec.work_dir.join("disk.raw"));
@@ -114,12 +133,20 @@ fn build_inner(
     progress.phase("check", None);
     let mut opts = RepoOptions::new(&spec.cache_dir);
     opts.archs = archs_of(&header);
+    opts.keyring = spec.keyring.clone();
     let repos = open_sources(&spec.sources, &opts, progress)?;
     install::check_available(&header.packages, &repos, &spec.local_repos)?;
     drop(repos);
     progress.finish();
 
     std::fs::create_dir_all(spec.work_dir).map_err(|e| Error::io("create", spec.work_dir, e))?;
+    // The files, what tuning adds (kernel, bootloader, agents) and, for trees, the archive.
+    let need = if spec.format.is_disk() {
+        content + content / 4 + (1 << 30)
+    } else {
+        2 * content + (512 << 20)
+    };
+    check_space(spec.work_dir, need)?;
     let root = spec.work_dir.join("root");
     if root.exists() {
         let _ = super::chroot::unmount(&root);
@@ -139,6 +166,7 @@ fn build_inner(
             suite: &suite,
             sources: &spec.sources,
             local_repos: &spec.local_repos,
+            keyring: spec.keyring.as_deref(),
             root: &root,
         },
         progress,
@@ -179,6 +207,7 @@ fn build_inner(
             target,
             network: spec.network,
             sources: &sources,
+            keyring: spec.keyring.as_deref(),
             work: spec.work_dir,
         },
         disk.as_mut(),
@@ -202,6 +231,15 @@ fn build_inner(
         machine: &header.machine,
         target,
     };
+    let mut extra = Vec::new();
+    for (f, out) in &spec.extra_outputs {
+        let p = partial_path(out);
+        let _ = std::fs::remove_file(&p);
+        f.writer().write(&staged, &p)?;
+        let (size, sha) = hash_file(&p)?;
+        std::fs::rename(&p, out).map_err(|e| Error::io("rename", &p, e))?;
+        extra.push((*f, out.clone(), size, sha));
+    }
     let _ = std::fs::remove_file(partial);
     spec.format.writer().write(&staged, partial)?;
     let (size, sha256) = hash_file(partial)?;
@@ -215,7 +253,31 @@ fn build_inner(
         sha256,
         tuning_log: log,
         reconcile: stats,
+        extra,
     })
+}
+
+/// Fails when the filesystem of `dir` has less than `need` bytes free, before a long build
+/// runs into a full disk half way.
+pub fn check_space(dir: &Path, need: u64) -> Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(dir.as_os_str().as_bytes())
+        .map_err(|_| Error::Invalid(format!("{}: path holds a NUL byte", dir.display())))?;
+    // SAFETY: statvfs fills the zeroed struct; c is a valid NUL-terminated path.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
+        return Err(Error::io("statvfs", dir, std::io::Error::last_os_error()));
+    }
+    let free = st.f_bavail as u64 * st.f_frsize as u64;
+    if free < need {
+        return Err(Error::Invalid(format!(
+            "not enough free space in {}: the build needs about {} MiB, {} MiB are free",
+            dir.display(),
+            need >> 20,
+            free >> 20
+        )));
+    }
+    Ok(())
 }
 
 /// Size and SHA-256 (hex) of a file.

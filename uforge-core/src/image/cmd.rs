@@ -13,6 +13,15 @@ const TAIL: usize = 4000;
 /// output when it cannot start or exits non-zero. Returns standard output.
 pub fn run(cmd: &mut Command) -> Result<Vec<u8>> {
     let shown = describe(cmd);
+    // A build's tools (mmdebstrap, qemu-img...) must not outlive a server that died: they are
+    // told to stop when the thread that started them goes.
+    // SAFETY: the closure only calls prctl, which is async-signal-safe, between fork and exec.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(cmd, || {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+            Ok(())
+        });
+    }
     let out = cmd
         .stdin(Stdio::null())
         .output()

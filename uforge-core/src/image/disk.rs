@@ -220,8 +220,13 @@ impl Disk {
             .map_err(|e| Error::io("write", &self.path, e))
     }
 
-    /// Unmounts everything and detaches the loop device, flushing the image.
+    /// Unmounts everything and detaches the loop device, flushing the image. Blocks the build
+    /// freed (downloaded packages, files the source did not have) are discarded first, which
+    /// punches holes in the image file: they would otherwise be copied into every format.
     pub fn close(mut self) -> Result<()> {
+        if !self.mounted.is_empty() {
+            cmd::run(Command::new("fstrim").arg(&self.root))?;
+        }
         self.release()
     }
 

@@ -26,6 +26,8 @@ pub struct InstallSpec<'a> {
     pub sources: &'a [String],
     /// Flat repositories of recreated packages, trusted.
     pub local_repos: &'a [PathBuf],
+    /// Keyring for repositories that name none (default: the host's apt keyrings).
+    pub keyring: Option<&'a Path>,
     /// The root to fill: empty, or a freshly made filesystem with only `lost+found`.
     pub root: &'a Path,
 }
@@ -125,15 +127,18 @@ pub fn install(spec: &InstallSpec<'_>, progress: &dyn Progress) -> Result<()> {
         "--skip=check/empty",
     ])
     .arg(format!("--include={}", include.join(",")))
-    .arg(format!(
-        "--extract-hook={NO_INITRAMFS} chroot \"$1\" dpkg-divert --quiet --local --rename --add \
+    .arg(
+        "--extract-hook=mkdir -p \"$1/usr/sbin\" && chroot \"$1\" dpkg-divert --quiet --local --rename --add \
          /usr/sbin/update-initramfs && printf '#!/bin/sh\\nexit 0\\n' >\"$1/usr/sbin/update-initramfs\" \
-         && chmod 0755 \"$1/usr/sbin/update-initramfs\""
-    ))
+         && chmod 0755 \"$1/usr/sbin/update-initramfs\"",
+    )
     .arg(
         "--customize-hook=rm -f \"$1/usr/sbin/update-initramfs\" && chroot \"$1\" dpkg-divert \
          --quiet --local --rename --remove /usr/sbin/update-initramfs",
     );
+    if let Some(k) = spec.keyring {
+        c.arg(format!("--keyring={}", k.display()));
+    }
     if Path::new(EATMYDATA_HOOKS).is_dir() && cmd::have("eatmydata") {
         // The root is thrown away if the build fails: dpkg's fsyncs buy nothing here.
         c.arg(format!("--hook-dir={EATMYDATA_HOOKS}"));
@@ -156,6 +161,3 @@ pub fn install(spec: &InstallSpec<'_>, progress: &dyn Progress) -> Result<()> {
 
 /// mmdebstrap's hook that runs dpkg under eatmydata.
 const EATMYDATA_HOOKS: &str = "/usr/share/mmdebstrap/hooks/eatmydata";
-
-/// Shell prefix of the extract hook (kept separate so the hook reads as one command).
-const NO_INITRAMFS: &str = "mkdir -p \"$1/usr/sbin\" &&";

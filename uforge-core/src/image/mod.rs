@@ -31,7 +31,7 @@ use serde::{Deserialize, Serialize};
 use crate::model::Machine;
 use crate::{Error, Result};
 
-pub use build::{build, BuildResult, BuildSpec};
+pub use build::{build, check_space, BuildResult, BuildSpec};
 pub use tuning_log::{TuningChange, TuningLog, TuningStep};
 
 /// An output format.

@@ -49,8 +49,8 @@ impl Verification {
     }
 }
 
-/// Compares the filesystem inside `image` (any disk format `qemu-img` reads, an OVA, or a
-/// tar.gz of a root) with the scan `report`. The tuning log is read from the image unless
+/// Compares the filesystem inside `image` (any disk format `qemu-img` reads, an OVA, a tar.gz
+/// of a root, or a directory holding a root) with the scan `report`. The tuning log is read from the image unless
 /// `log` is given. `work` holds temporary files and mounts.
 pub fn verify(
     image: &Path,
@@ -61,6 +61,12 @@ pub fn verify(
     std::fs::create_dir_all(work).map_err(|e| Error::io("create", work, e))?;
     let header = ReportReader::open(report)?.header().clone();
     let scanned = work.join("image.report");
+    if image.is_dir() {
+        // An unpacked root (`umoci unpack`, a mounted disk).
+        scan_like(image, &header, &scanned)?;
+        let in_image = std::fs::read(image.join(&TuningLog::IN_IMAGE[1..])).ok();
+        return finish(report, &scanned, log, in_image);
+    }
     let mut magic = [0u8; 512];
     let n = std::fs::File::open(image)
         .and_then(|mut f| f.read(&mut magic))
@@ -103,6 +109,16 @@ pub fn verify(
             let _ = std::fs::remove_file(&disk);
         }
     }
+    finish(report, &scanned, log, in_image_log)
+}
+
+/// Compares the scan of the image with the report and sorts the differences out.
+fn finish(
+    report: &Path,
+    scanned: &Path,
+    log: Option<&Path>,
+    in_image_log: Option<Vec<u8>>,
+) -> Result<Verification> {
     let log_bytes = match log {
         Some(p) => Some(std::fs::read(p).map_err(|e| Error::io("read", p, e))?),
         None => in_image_log,
@@ -112,16 +128,16 @@ pub fn verify(
             .map_err(|e| Error::Invalid(format!("the tuning log is not valid: {e}")))?,
         None => TuningLog::default(),
     };
-    let cmp = compare(ReportReader::open(report)?, ReportReader::open(&scanned)?)?;
+    let cmp = compare(ReportReader::open(report)?, ReportReader::open(scanned)?)?;
     let entries = {
-        let mut r = ReportReader::open(&scanned)?;
+        let mut r = ReportReader::open(scanned)?;
         let mut n = 0u64;
         while r.next_file()?.is_some() {
             n += 1;
         }
         n
     };
-    let _ = std::fs::remove_file(&scanned);
+    let _ = std::fs::remove_file(scanned);
     let explained = log.explained();
     let mut out = Verification {
         entries,

@@ -23,9 +23,11 @@ pub fn repo() -> PathBuf {
 pub fn fixture(kind: &str) -> PathBuf {
     static DRIFTED: OnceLock<PathBuf> = OnceLock::new();
     static KERNEL: OnceLock<PathBuf> = OnceLock::new();
+    static BOOTABLE: OnceLock<PathBuf> = OnceLock::new();
     let cell = match kind {
         "drifted" => &DRIFTED,
         "kernel" => &KERNEL,
+        "bootable" => &BOOTABLE,
         _ => panic!("unknown fixture {kind}"),
     };
     cell.get_or_init(|| {

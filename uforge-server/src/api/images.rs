@@ -26,7 +26,12 @@ fn image_json(i: &Image, machine: Option<&str>) -> Value {
     let step = i
         .phase
         .as_deref()
-        .and_then(|p| PHASES.iter().position(|x| *x == p))
+        // Sub-phases (`tune: bootloader`) count as their phase.
+        .and_then(|p| {
+            PHASES
+                .iter()
+                .position(|x| *x == p.split(':').next().unwrap_or(p))
+        })
         .map(|n| n + 1);
     let percent = if done {
         Some(100)

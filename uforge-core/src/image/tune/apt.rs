@@ -18,7 +18,13 @@ pub struct Apt {
 impl Apt {
     /// Prepares apt state under `work` for installing into `root` from `sources` (lines) for
     /// the architectures `archs` (the first is the native one).
-    pub fn new(root: &Path, work: &Path, sources: &[String], archs: &[String]) -> Result<Apt> {
+    pub fn new(
+        root: &Path,
+        work: &Path,
+        sources: &[String],
+        archs: &[String],
+        keyring: Option<&Path>,
+    ) -> Result<Apt> {
         cmd::require("apt-get", "apt")?;
         let state = work.join("apt");
         let lists = state.join("lists");
@@ -63,8 +69,11 @@ impl Apt {
             "DPkg::Options::=--force-confdef".into(),
             "Acquire::Languages=none".into(),
         ];
-        // Trust the host's keyrings for repositories that name none.
-        if Path::new("/etc/apt/trusted.gpg.d").is_dir() {
+        // Trust the given keyring, else the host's, for repositories that name none.
+        if let Some(k) = keyring {
+            opts.push(format!("Dir::Etc::Trusted={}", p(k)));
+            opts.push(format!("Dir::Etc::TrustedParts={}", p(&parts)));
+        } else if Path::new("/etc/apt/trusted.gpg.d").is_dir() {
             opts.push("Dir::Etc::TrustedParts=/etc/apt/trusted.gpg.d".into());
         }
         Ok(Apt {

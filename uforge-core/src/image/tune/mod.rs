@@ -36,6 +36,8 @@ pub struct TuneSpec<'a> {
     pub network: NetworkPolicy,
     /// Repositories (sources.list lines, recreated packages' flat repositories included).
     pub sources: &'a [String],
+    /// Keyring for repositories that name none (default: the host's apt keyrings).
+    pub keyring: Option<&'a Path>,
     /// Scratch directory.
     pub work: &'a Path,
 }
@@ -61,11 +63,14 @@ pub fn tune(
     let mounts = ChrootMounts::new(spec.root)?;
     t.packages(bootable)?;
     if bootable {
+        progress.phase("tune: initramfs", None);
         t.initramfs()?;
         let disk = disk
             .as_mut()
             .ok_or_else(|| Error::Invalid("a bootable image needs a disk".into()))?;
+        progress.phase("tune: bootloader", None);
         t.bootloader(disk)?;
+        progress.phase("tune: files", None);
         t.fstab(disk)?;
         t.network()?;
     }
@@ -198,6 +203,16 @@ impl Tuner<'_> {
         }
     }
 
+    fn apt(&self, archs: &[String]) -> Result<apt::Apt> {
+        apt::Apt::new(
+            self.root(),
+            self.spec.work,
+            self.spec.sources,
+            archs,
+            self.spec.keyring,
+        )
+    }
+
     fn packages(&mut self, bootable: bool) -> Result<()> {
         let arch = self
             .spec
@@ -214,13 +229,6 @@ impl Tuner<'_> {
         }
         let mut want: Vec<String> = Vec::new();
         let mut why: Vec<String> = Vec::new();
-        let mut apt = None;
-        let mut apt = |t: &Self| -> Result<apt::Apt> {
-            match apt.take() {
-                Some(a) => Ok(a),
-                None => apt::Apt::new(t.root(), t.spec.work, t.spec.sources, &archs),
-            }
-        };
         let mut a: Option<apt::Apt> = None;
         if bootable {
             if arch != "amd64" {
@@ -231,7 +239,10 @@ impl Tuner<'_> {
             let kernels = boot::kernels(self.root())?;
             if kernels.is_empty() || boot::paravirt_only(&kernels) {
                 let pkg = format!("linux-image-{arch}");
-                let ap = a.get_or_insert(apt(self)?);
+                if a.is_none() {
+                    a = Some(self.apt(&archs)?);
+                }
+                let ap = a.as_mut().expect("set above");
                 if ap.candidate(&pkg)?.is_none() {
                     return Err(Error::Invalid(format!(
                         "the machine has no kernel that boots a virtual machine and no \
@@ -267,7 +278,10 @@ impl Tuner<'_> {
             {
                 continue;
             }
-            let ap = a.get_or_insert(apt(self)?);
+            if a.is_none() {
+                a = Some(self.apt(&archs)?);
+            }
+            let ap = a.as_mut().expect("set above");
             if ap.candidate(agent)?.is_some() {
                 want.push(agent.to_string());
                 why.push(format!("{agent}: the agent {} needs", self.spec.target));
@@ -286,7 +300,7 @@ impl Tuner<'_> {
         }
         let mut ap = match a {
             Some(a) => a,
-            None => apt(self)?,
+            None => self.apt(&archs)?,
         };
         let mut description = format!("installed {}", why.join("; "));
         if !skipped.is_empty() {
