@@ -114,7 +114,9 @@ impl Disk {
             attached: true,
         };
         // Features GRUB 2.06 and older kernels cannot read are left off: the image must boot
-        // with the bootloader and kernel of the migrated release.
+        // with the bootloader and kernel of the migrated release. The journal is added when
+        // the build is done ([`Disk::close`]): journalling the build itself would only write
+        // its blocks full, and every written block ends up in the image.
         let mkfs = |extra: &[&str]| {
             cmd::run(
                 Command::new("mkfs.ext4")
@@ -125,7 +127,8 @@ impl Disk {
             )
         };
         // e2fsprogs before 1.47 does not know orphan_file.
-        mkfs(&["-O", "^metadata_csum_seed,^orphan_file"]).or_else(|_| mkfs(&[]))?;
+        mkfs(&["-O", "^has_journal,^metadata_csum_seed,^orphan_file"])
+            .or_else(|_| mkfs(&["-O", "^has_journal"]))?;
         std::fs::create_dir_all(mount_at).map_err(|e| Error::io("create", mount_at, e))?;
         // noinit_itable: the kernel must not zero inode tables in the background, which would
         // fill the sparse image with zeros.
@@ -227,6 +230,15 @@ impl Disk {
         if !self.mounted.is_empty() {
             cmd::run(Command::new("fstrim").arg(&self.root))?;
         }
+        let mut mounted = std::mem::take(&mut self.mounted);
+        while let Some(at) = mounted.pop() {
+            chroot::unmount(&at)?;
+        }
+        cmd::run(
+            Command::new("tune2fs")
+                .args(["-O", "has_journal"])
+                .arg(&self.device),
+        )?;
         self.release()
     }
 

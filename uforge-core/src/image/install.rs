@@ -89,16 +89,13 @@ fn flat_index(dir: &Path) -> Result<Vec<PackageKey>> {
         Err(e) => return Err(Error::io("read", &path, e)),
     };
     let mut out = Vec::new();
-    for para in text.split("\n\n") {
-        let field = |name: &str| {
-            para.lines()
-                .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
-                .map(|v| v.trim().to_string())
-        };
-        if let (Some(n), Some(v), Some(a)) =
-            (field("Package"), field("Version"), field("Architecture"))
-        {
-            out.push(PackageKey::new(&n, &v, &a));
+    for para in crate::deb822::parse(&text) {
+        if let (Some(n), Some(v), Some(a)) = (
+            para.get("Package"),
+            para.get("Version"),
+            para.get("Architecture"),
+        ) {
+            out.push(PackageKey::new(n, v, a));
         }
     }
     Ok(out)

@@ -154,14 +154,12 @@ fn installed(root: &Path) -> Result<Vec<String>> {
     let path = root.join("var/lib/dpkg/status");
     let text = std::fs::read_to_string(&path).map_err(|e| Error::io("read", &path, e))?;
     let mut out = Vec::new();
-    for para in text.split("\n\n") {
-        let field = |name: &str| {
-            para.lines()
-                .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
-                .map(|v| v.trim().to_string())
-        };
-        if field("Status").is_some_and(|s| s.ends_with(" installed")) {
-            if let (Some(n), Some(v)) = (field("Package"), field("Version")) {
+    for para in crate::deb822::parse(&text) {
+        if para
+            .get("Status")
+            .is_some_and(|s| s.ends_with(" installed"))
+        {
+            if let (Some(n), Some(v)) = (para.get("Package"), para.get("Version")) {
                 out.push(format!("{n}={v}"));
             }
         }
