@@ -251,18 +251,21 @@ impl Vm {
         String::from_utf8_lossy(&std::fs::read(&self.serial).unwrap_or_default()).into_owned()
     }
 
-    /// Waits until the guest serves its page and the custom unit has written its status page,
-    /// and returns both.
+    /// Waits until the guest serves its page and the custom unit has written its whole status
+    /// page, and returns both.
     fn wait_served(&mut self) -> (String, String) {
         let deadline = Instant::now() + Duration::from_secs(600);
         while Instant::now() < deadline {
             if let Some(status) = self.child.try_wait().unwrap() {
                 panic!("the VM stopped ({status}); console:\n{}", self.serial());
             }
+            // The unit writes its page line by line: wait for the last one.
             if let (Some(page), Some(st)) =
                 (http_get(self.port, "/"), http_get(self.port, "/status.txt"))
             {
-                return (page, st);
+                if st.lines().any(|l| l.starts_with("addresses=")) {
+                    return (page, st);
+                }
             }
             std::thread::sleep(Duration::from_secs(2));
         }
