@@ -92,6 +92,12 @@ fn natural(s: &str) -> (String, u64, String) {
 }
 
 fn rename(word: &str, map: &[(String, String)]) -> Option<String> {
+    // A pattern for predictable names (`en*`, `ens*`) would match no card once the kernel
+    // names them `eth0`...
+    if word.starts_with("en") && word.ends_with('*') && !word[..word.len() - 1].contains(['*', '?'])
+    {
+        return Some("eth*".into());
+    }
     // `ens3:1` aliases and `ens3.100` VLANs follow their interface.
     let (base, suffix) = match word.find([':', '.']) {
         Some(i) => (&word[..i], &word[i..]),
@@ -195,6 +201,40 @@ pub fn rename_networkd(text: &str, map: &[(String, String)]) -> String {
             out.push_str(&format!("Name={}\n", names.join(" ")));
         } else {
             out.push_str(line);
+        }
+    }
+    out
+}
+
+/// Renames interfaces in a netplan file: the keys under `ethernets:` (and the other device
+/// lists) and `set-name:`/`name:` values.
+pub fn rename_netplan(text: &str, map: &[(String, String)]) -> String {
+    let mut out = String::with_capacity(text.len());
+    for line in text.split_inclusive('\n') {
+        let body = line.trim_end_matches(['\n', '\r']);
+        let indent = &body[..body.len() - body.trim_start().len()];
+        let t = body.trim_start();
+        let renamed = if let Some(key) = t.strip_suffix(':') {
+            rename(key.trim_matches(['"', '\'']), map).map(|n| format!("{indent}{n}:"))
+        } else if let Some((k, v)) = t.split_once(':') {
+            let k = k.trim();
+            let v = v.trim().trim_matches(['"', '\'']);
+            if matches!(k, "name" | "set-name") {
+                rename(v, map).map(|n| format!("{indent}{k}: {n}"))
+            } else {
+                None
+            }
+        } else {
+            None
+        };
+        match renamed {
+            Some(r) => {
+                out.push_str(&r);
+                if line.ends_with('\n') {
+                    out.push('\n');
+                }
+            }
+            None => out.push_str(line),
         }
     }
     out
@@ -308,9 +348,35 @@ mod tests {
         let map = vec![("ens4".to_string(), "eth1".to_string())];
         let r = rename_networkd(src, &map);
         assert!(r.contains("Name=eth1\n"));
+        assert_eq!(
+            rename_networkd("[Match]\nName=en*\n", &map),
+            "[Match]\nName=eth*\n"
+        );
         let d = dhcp_networkd(&r);
         assert!(d.contains("DHCP=yes"));
         assert!(!d.contains("Address="));
         assert!(!d.contains("Gateway="));
+    }
+
+    #[test]
+    fn netplan_keys_and_names_are_renamed() {
+        let src = "network:\n  version: 2\n  ethernets:\n    ens3:\n      addresses: [192.0.2.10/24]\n\
+                   \x20   ens4:\n      dhcp4: true\n    lan:\n      match:\n        name: en*\n      set-name: ens4\n";
+        let map = vec![
+            ("ens3".to_string(), "eth0".to_string()),
+            ("ens4".into(), "eth1".into()),
+        ];
+        let r = rename_netplan(src, &map);
+        assert!(
+            r.contains("\n    eth0:\n      addresses: [192.0.2.10/24]\n"),
+            "{r}"
+        );
+        assert!(r.contains("\n    eth1:\n      dhcp4: true\n"), "{r}");
+        assert!(r.contains("        name: eth*\n"), "{r}");
+        assert!(r.contains("      set-name: eth1\n"), "{r}");
+        assert!(
+            r.contains("  ethernets:\n") && r.contains("    lan:\n"),
+            "{r}"
+        );
     }
 }

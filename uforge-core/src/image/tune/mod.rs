@@ -535,6 +535,7 @@ impl Tuner<'_> {
                         r
                     }
                 }
+                "netplan" => files::rename_netplan(&text, &map),
                 "networkmanager" => {
                     text.lines()
                         .map(|l| match l.strip_prefix("interface-name=") {
