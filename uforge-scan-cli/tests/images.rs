@@ -71,15 +71,20 @@ fn scan_fixture(root: &Path, dir: &Path) -> Scanned {
 
 /// `uforge image build` of a scanned fixture.
 fn build(s: &Scanned, formats: &str, out: &Path, extra: &[&str]) -> std::process::Output {
+    build_from(s, &mirror_line(), formats, out, extra)
+}
+
+/// `uforge image build` of a scanned fixture from the repository `repo`.
+fn build_from(
+    s: &Scanned,
+    repo: &str,
+    formats: &str,
+    out: &Path,
+    extra: &[&str],
+) -> std::process::Output {
     uforge()
         .args([
-            "--json",
-            "image",
-            "build",
-            "--repo",
-            &mirror_line(),
-            "--format",
-            formats,
+            "--json", "image", "build", "--repo", repo, "--format", formats,
         ])
         .arg("--report")
         .arg(&s.report)
@@ -569,18 +574,7 @@ fn bad_image_requests_fail_clearly_and_leave_nothing() {
 
     // Repositories that cannot supply the scanned packages (another release's suite).
     let other = mirror_line().replace(" bookworm ", " bullseye ");
-    let o = uforge()
-        .args(["image", "build", "--repo", &other, "--format", "qcow2"])
-        .arg("--report")
-        .arg(&s.report)
-        .arg("--overlay")
-        .arg(&s.overlay)
-        .arg("--analysis")
-        .arg(&s.analysis)
-        .arg("-o")
-        .arg(&out)
-        .output()
-        .unwrap();
+    let o = build_from(&s, &other, "qcow2", &out, &[]);
     assert!(!o.status.success());
     let e = String::from_utf8_lossy(&o.stderr);
     assert!(e.contains("no repository can supply"), "{e}");

@@ -18,7 +18,7 @@ use serde::Serialize;
 
 use crate::analysis::{file_diff, walk_order};
 use crate::blobstore::{to_hex, BlobStore};
-use crate::model::{FileEntry, FileKind, ReportHeader};
+use crate::model::{FileEntry, FileKind, ReportHeader, ScanStats};
 use crate::progress::Progress;
 use crate::report::{self, ReportReader};
 use crate::scan::{scan, ScanOptions};
@@ -40,8 +40,8 @@ pub struct ReconcileStats {
 }
 
 /// Scans `root` into the report file `out` the way `source` was scanned (same exclusions), for
-/// comparing it with the source.
-pub fn scan_like(root: &Path, source: &ReportHeader, out: &Path) -> Result<()> {
+/// comparing it with the source. Returns the scan's counts.
+pub fn scan_like(root: &Path, source: &ReportHeader, out: &Path) -> Result<ScanStats> {
     let mut opts = ScanOptions::new(root);
     for e in &source.scan.excludes {
         if !e.contents_only {
@@ -50,8 +50,7 @@ pub fn scan_like(root: &Path, source: &ReportHeader, out: &Path) -> Result<()> {
     }
     opts.output = Some(out.to_path_buf());
     let mut sink = report::create(out)?;
-    scan(&opts, sink.as_mut(), &crate::progress::NoProgress)?;
-    Ok(())
+    scan(&opts, sink.as_mut(), &crate::progress::NoProgress)
 }
 
 /// Directories whose contents the source scan skipped (without the directory itself).

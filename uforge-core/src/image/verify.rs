@@ -63,9 +63,9 @@ pub fn verify(
     let scanned = work.join("image.report");
     if image.is_dir() {
         // An unpacked root (`umoci unpack`, a mounted disk).
-        scan_like(image, &header, &scanned)?;
+        let stats = scan_like(image, &header, &scanned)?;
         let in_image = std::fs::read(image.join(&TuningLog::IN_IMAGE[1..])).ok();
-        return finish(report, &scanned, log, in_image);
+        return finish(report, &scanned, stats.entries, log, in_image);
     }
     let mut magic = [0u8; 512];
     let n = std::fs::File::open(image)
@@ -73,6 +73,7 @@ pub fn verify(
         .map_err(|e| Error::io("read", image, e))?;
     let mnt = work.join("image-root");
     let in_image_log;
+    let entries;
     if n >= 2 && magic[..2] == [0x1f, 0x8b] {
         let _ = std::fs::remove_dir_all(&mnt);
         std::fs::create_dir_all(&mnt).map_err(|e| Error::io("create", &mnt, e))?;
@@ -83,7 +84,7 @@ pub fn verify(
                 .arg("-C")
                 .arg(&mnt),
         )?;
-        scan_like(&mnt, &header, &scanned)?;
+        entries = scan_like(&mnt, &header, &scanned)?.entries;
         in_image_log = std::fs::read(mnt.join(&TuningLog::IN_IMAGE[1..])).ok();
         let _ = std::fs::remove_dir_all(&mnt);
     } else {
@@ -101,7 +102,7 @@ pub fn verify(
             raw.clone()
         };
         let att = Attached::mount_root(&raw_path, &mnt)?;
-        scan_like(&mnt, &header, &scanned)?;
+        entries = scan_like(&mnt, &header, &scanned)?.entries;
         in_image_log = std::fs::read(mnt.join(&TuningLog::IN_IMAGE[1..])).ok();
         drop(att);
         let _ = std::fs::remove_file(&raw);
@@ -109,13 +110,14 @@ pub fn verify(
             let _ = std::fs::remove_file(&disk);
         }
     }
-    finish(report, &scanned, log, in_image_log)
+    finish(report, &scanned, entries, log, in_image_log)
 }
 
 /// Compares the scan of the image with the report and sorts the differences out.
 fn finish(
     report: &Path,
     scanned: &Path,
+    entries: u64,
     log: Option<&Path>,
     in_image_log: Option<Vec<u8>>,
 ) -> Result<Verification> {
@@ -129,14 +131,6 @@ fn finish(
         None => TuningLog::default(),
     };
     let cmp = compare(ReportReader::open(report)?, ReportReader::open(scanned)?)?;
-    let entries = {
-        let mut r = ReportReader::open(scanned)?;
-        let mut n = 0u64;
-        while r.next_file()?.is_some() {
-            n += 1;
-        }
-        n
-    };
     let _ = std::fs::remove_file(scanned);
     let explained = log.explained();
     let mut out = Verification {
