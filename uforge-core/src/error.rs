@@ -91,3 +91,42 @@ impl Error {
         }
     }
 }
+
+/// An error and its causes on one line, each cause once: errors here (and the ones wrapping
+/// them) often quote the error they wrap already, so the plain chain would repeat it.
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        cause = c.source();
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn error_chains_name_each_cause_once() {
+        #[derive(Debug)]
+        struct Outer(std::io::Error);
+        impl std::fmt::Display for Outer {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, "building: {}", self.0)
+            }
+        }
+        impl std::error::Error for Outer {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+        let e = Outer(std::io::Error::other("disk full"));
+        assert_eq!(super::chain(&e), "building: disk full");
+        let wrapped = super::Error::io("write", "/x", std::io::Error::other("disk full"));
+        assert_eq!(super::chain(&wrapped), "write /x: disk full");
+    }
+}

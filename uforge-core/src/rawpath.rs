@@ -100,3 +100,23 @@ mod tests {
         assert_eq!(join(Path::new("/r"), b"/etc/x"), Path::new("/r/etc/x"));
     }
 }
+
+/// Parses a command-line value into a raw path, byte for byte: non-UTF-8 names are common on
+/// the machines being scanned.
+#[cfg(feature = "clap")]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RawPathParser;
+
+#[cfg(feature = "clap")]
+impl clap::builder::TypedValueParser for RawPathParser {
+    type Value = RawPath;
+
+    fn parse_ref(
+        &self,
+        _cmd: &clap::Command,
+        _arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> std::result::Result<RawPath, clap::Error> {
+        Ok(value.as_bytes().to_vec())
+    }
+}

@@ -73,20 +73,3 @@ impl ConnectArgs {
         Ok(Client::new(url, &creds, &tls)?)
     }
 }
-
-/// An error and its causes on one line, each cause once: library errors already quote the
-/// error they wrap, so the plain chain would repeat it.
-pub fn render(e: &anyhow::Error) -> String {
-    let mut out = String::new();
-    for cause in e.chain() {
-        let text = cause.to_string();
-        if out.contains(&text) {
-            continue;
-        }
-        if !out.is_empty() {
-            out.push_str(": ");
-        }
-        out.push_str(&text);
-    }
-    out
-}

@@ -1,11 +1,9 @@
-//! The client side of a uforge server: an authenticated HTTPS client for its API, and the live
-//! scan the agent runs (scan, report, analysis, overlay streamed from disk to the socket).
-//!
-//! The `uforge-scan` and `uforge` binaries and the Python module are thin layers over this.
+//! The command lines of uforge: `uforge-scan`, the agent that runs on the source machine
+//! ([`agent`]), and `uforge`, the client of a server for people and scripts ([`console`]). Each
+//! binary is a `main` that calls its module; what both need lives beside them.
 
 pub mod agent;
-pub mod client;
-mod tls;
-
-pub use client::{Client, ClientError, Credentials};
-pub use tls::TlsOptions;
+pub mod connect;
+pub mod console;
+pub mod exit;
+pub mod progress;

@@ -11,8 +11,9 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use sha2::{Digest, Sha256};
 
-use crate::api::{ApiError, Shared};
 use crate::db::queries;
+use crate::error::ApiError;
+use crate::state::Shared;
 
 /// The authenticated caller, put in the request's extensions for handlers.
 #[derive(Debug, Clone)]

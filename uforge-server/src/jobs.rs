@@ -21,17 +21,17 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use uforge_core::blobstore::LocalBlobStore;
-use uforge_core::image::{BuildSpec, Format, NetworkPolicy, Target};
+use uforge_core::error::chain;
+use uforge_core::image::chroot::remove_tree;
+use uforge_core::image::{naming, BuildSpec, Format, NetworkPolicy, Target};
 use uforge_core::progress::Progress;
+use uforge_core::repo::Sources;
 use uforge_core::report::ReportReader;
 
 use crate::datadir::DataDir;
 use crate::db::models::Image;
 use crate::db::queries::{self, image_status, ImageProgress};
 use crate::db::{now, Db};
-
-/// The phases a build reports, in order (see [`uforge_core::image::build`]).
-pub const PHASES: [&str; 5] = ["check", "install", "reconcile", "tune", "write"];
 
 /// How long an idle worker sleeps before looking for jobs queued by other processes (jobs
 /// queued by this one wake it at once).
@@ -55,14 +55,6 @@ pub const RESTARTED: &str = "interrupted: server restarted";
 
 /// Why the jobs running when this server stopped failed.
 const STOPPED: &str = "interrupted: server stopped";
-
-/// The name of a network policy, as stored and shown.
-pub fn network_name(n: NetworkPolicy) -> &'static str {
-    match n {
-        NetworkPolicy::Keep => "keep",
-        NetworkPolicy::Dhcp => "dhcp",
-    }
-}
 
 /// Which process this is, as written in the `worker` column: the host, the boot (a pid means
 /// nothing across reboots) and the pid.
@@ -340,91 +332,7 @@ pub fn remove_job_files(data: &DataDir, id: i64, output: bool) {
 
 fn remove_logged(dir: &Path) {
     if let Err(e) = remove_tree(dir) {
-        tracing::error!("{e:#}");
-    }
-}
-
-/// Removes a directory tree that a build may have mounted filesystems inside (a build that was
-/// killed cannot unmount what it mounted). Mount points inside are detached first, deepest
-/// first, because a recursive removal would otherwise descend into them: into a bind mount of
-/// the host's `/dev`, say. If one cannot be detached, nothing is removed.
-pub fn remove_tree(dir: &Path) -> Result<()> {
-    let real = match std::fs::canonicalize(dir) {
-        Ok(p) => p,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(e).with_context(|| format!("cannot resolve {}", dir.display())),
-    };
-    let mut mounts = mounts_under(&real)?;
-    mounts.sort_by_key(|m| std::cmp::Reverse(m.as_os_str().len()));
-    for m in &mounts {
-        detach(m).with_context(|| {
-            format!(
-                "cannot remove {}: {} is mounted and cannot be unmounted",
-                dir.display(),
-                m.display()
-            )
-        })?;
-    }
-    match std::fs::remove_dir_all(&real) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(e).with_context(|| format!("cannot remove {}", dir.display())),
-    }
-}
-
-/// Mount points at or under `dir`, from `/proc/self/mountinfo`.
-fn mounts_under(dir: &Path) -> Result<Vec<PathBuf>> {
-    let text = match std::fs::read_to_string("/proc/self/mountinfo") {
-        Ok(t) => t,
-        // No /proc: nothing can be told, and nothing of ours was mounted through it either.
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(e).context("cannot read /proc/self/mountinfo"),
-    };
-    Ok(text
-        .lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .map(unescape_mount_path)
-        .filter(|p| p.starts_with(dir))
-        .collect())
-}
-
-/// Undoes the octal escapes (`\040` for a space) of a mountinfo path.
-fn unescape_mount_path(s: &str) -> PathBuf {
-    use std::os::unix::ffi::OsStringExt;
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\'
-            && i + 3 < b.len()
-            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
-        {
-            let v = b[i + 1..i + 4]
-                .iter()
-                .fold(0u32, |acc, c| acc * 8 + u32::from(c - b'0'));
-            // The kernel escapes single bytes (at most \377); anything larger is kept as text.
-            match u8::try_from(v) {
-                Ok(byte) => out.push(byte),
-                Err(_) => out.extend_from_slice(&b[i..i + 4]),
-            }
-            i += 4;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    PathBuf::from(std::ffi::OsString::from_vec(out))
-}
-
-fn detach(mount: &Path) -> std::io::Result<()> {
-    use std::os::unix::ffi::OsStrExt;
-    let c = std::ffi::CString::new(mount.as_os_str().as_bytes())
-        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
-    // SAFETY: a valid NUL-terminated path; MNT_DETACH has no other requirement.
-    if unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) } == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error())
+        tracing::error!("{}", chain(&e));
     }
 }
 
@@ -555,16 +463,16 @@ fn build_job(ctx: &Ctx, worker: &str, job: &Image) -> Result<Done, String> {
             .map_err(|e| format!("database error: {e}"))?;
         (user, sources)
     };
-    let user_repo = ctx.data.user_repo(&user);
-    let local_repos = if user_repo.join("Packages").is_file() {
-        vec![user_repo]
-    } else {
-        Vec::new()
+    let sources = Sources {
+        lines: sources,
+        local: vec![ctx.data.user_repo(&user)],
+        keyring: ctx.keyring.clone(),
+        cache_dir: Some(ctx.data.cache()),
     };
-    let file = format!("{}.{}", image_name(&report, scan), format.extension());
+    let file = image_file(&report, format, scan);
     let (work, dir) = (ctx.data.image_work(id), ctx.data.image_dir(id));
     for d in [&work, &dir] {
-        remove_tree(d).map_err(|e| format!("{e:#}"))?;
+        remove_tree(d).map_err(|e| chain(&e))?;
     }
     std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let output = dir.join(&file);
@@ -580,15 +488,12 @@ fn build_job(ctx: &Ctx, worker: &str, job: &Image) -> Result<Done, String> {
     let spec = BuildSpec {
         report: &report,
         blobs: &*ctx.blobs,
-        sources,
-        local_repos,
+        sources: &sources,
         format,
         target: Some(target),
         network,
         work_dir: &work,
         output: &output,
-        cache_dir: ctx.data.cache(),
-        keyring: ctx.keyring.clone(),
         extra_outputs: Vec::new(),
     };
     let tracker = Tracker::default();
@@ -630,46 +535,13 @@ fn build_job(ctx: &Ctx, worker: &str, job: &Image) -> Result<Done, String> {
     })
 }
 
-/// The image's file name without extension: the scanned host name when it makes a safe file
-/// name, `scan-ID` otherwise.
-fn image_name(report: &Path, scan: i64) -> String {
-    let host = ReportReader::open(report)
-        .ok()
-        .and_then(|r| r.header().machine.hostname.clone())
+/// The image's file name: the scanned host name when it makes a safe file name, `scan-ID`
+/// otherwise, and the format's extension.
+fn image_file(report: &Path, format: Format, scan: i64) -> String {
+    let machine = ReportReader::open(report)
+        .map(|r| r.header().machine.clone())
         .unwrap_or_default();
-    let safe: String = host
-        .trim()
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
-                c
-            } else {
-                '_'
-            }
-        })
-        .take(64)
-        .collect();
-    let safe = safe.trim_start_matches('.').to_string();
-    if safe.is_empty() {
-        format!("scan-{scan}")
-    } else {
-        safe
-    }
-}
-
-/// An error with its causes, each once: library errors often quote the error they wrap.
-pub fn chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        let text = c.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        cause = c.source();
-    }
-    out
+    naming::file_name(&machine, format, &format!("scan-{scan}"))
 }
 
 /// Progress of one build, kept in memory for [`flush_progress`]. The build's threads only
@@ -772,37 +644,12 @@ mod tests {
     }
 
     #[test]
-    fn mount_paths_are_unescaped() {
-        assert_eq!(
-            unescape_mount_path(r"/srv/a\040b/c\134d"),
-            Path::new("/srv/a b/c\\d")
-        );
-        assert_eq!(unescape_mount_path(r"/x\04"), Path::new(r"/x\04"));
-        assert_eq!(unescape_mount_path(r"/x\777"), Path::new(r"/x\777"));
-    }
-
-    #[test]
     fn image_names_are_safe_file_names() {
         let dir = tempfile::tempdir().unwrap();
-        assert_eq!(image_name(&dir.path().join("none.ufr"), 7), "scan-7");
-    }
-
-    #[test]
-    fn error_chains_name_each_cause_once() {
-        #[derive(Debug)]
-        struct Outer(std::io::Error);
-        impl std::fmt::Display for Outer {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                write!(f, "building: {}", self.0)
-            }
-        }
-        impl std::error::Error for Outer {
-            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-                Some(&self.0)
-            }
-        }
-        let e = Outer(std::io::Error::other("disk full"));
-        assert_eq!(chain(&e), "building: disk full");
+        assert_eq!(
+            image_file(&dir.path().join("none.ufr"), Format::Qcow2, 7),
+            "scan-7.qcow2"
+        );
     }
 
     #[test]
@@ -823,16 +670,5 @@ mod tests {
         t.phase("tune", None);
         assert_eq!(t.snapshot().total, None);
         assert_eq!(t.snapshot().bytes, 0);
-    }
-
-    #[test]
-    fn trees_without_mounts_are_removed() {
-        let dir = tempfile::tempdir().unwrap();
-        let t = dir.path().join("job");
-        std::fs::create_dir_all(t.join("a/b")).unwrap();
-        std::fs::write(t.join("a/b/f"), "x").unwrap();
-        remove_tree(&t).unwrap();
-        assert!(!t.exists());
-        remove_tree(&t).unwrap();
     }
 }

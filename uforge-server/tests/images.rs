@@ -319,51 +319,38 @@ fn failed_job_leaves_nothing(b: Backend) {
     assert_eq!(s.admin().get("/images").expect(200).json(), json!([]));
 }
 
-/// An error with its causes, each once, as the server records a job's error.
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        let text = c.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        cause = c.source();
-    }
-    out
-}
-
 /// Runs the library's build of a qcow2 for KVM from the scan's stored files, with the paths
 /// the server gave job `id` and no repositories, and returns its error; clears what it left.
 fn build_directly(s: &Server, scan: i64, id: i64, file: &str) -> String {
     use uforge_core::image::{build, BuildSpec, Format, NetworkPolicy, Target};
+    use uforge_core::repo::Sources;
     let blobs = uforge_core::blobstore::LocalBlobStore::open(s.data_dir.join("blobs")).unwrap();
     let (work, dir) = (
         s.data_dir.join(format!("work/images/{id}")),
         s.data_dir.join(format!("images/{id}")),
     );
     std::fs::create_dir_all(&dir).unwrap();
+    let sources = Sources {
+        cache_dir: Some(s.data_dir.join("cache")),
+        ..Sources::default()
+    };
     let result = build(
         &BuildSpec {
             report: &s.data_dir.join(format!("reports/{scan}.ufr")),
             blobs: &blobs,
-            sources: Vec::new(),
-            local_repos: Vec::new(),
+            sources: &sources,
             format: Format::Qcow2,
             target: Some(Target::Kvm),
             network: NetworkPolicy::Keep,
             work_dir: &work,
             output: &dir.join(file),
-            cache_dir: s.data_dir.join("cache"),
-            keyring: None,
             extra_outputs: Vec::new(),
         },
         &uforge_core::progress::NoProgress,
     );
     let _ = std::fs::remove_dir_all(&work);
     let _ = std::fs::remove_dir_all(&dir);
-    chain(&result.expect_err("the build succeeded without any repository"))
+    uforge_core::error::chain(&result.expect_err("the build succeeded without any repository"))
 }
 
 /// A client of the server for `user`, through the client library.

@@ -7,6 +7,7 @@
 //! entry pull in the directories above it without a second lookup structure.
 
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::{Analysis, Change, DeletedFile, ModifiedFile, PreviousScan};
@@ -15,7 +16,7 @@ use crate::model::{Exclude, FileEntry, FileKind, RawPath};
 use crate::pkgdb::package_keys;
 use crate::progress::Progress;
 use crate::rawpath::is_within;
-use crate::repo::{DebFile, DebManifest, PackageKey, RepoIndex};
+use crate::repo::{DebFile, DebManifest, PackageKey, RepoIndex, Sources};
 use crate::report::ReportReader;
 use crate::{Error, Result};
 
@@ -50,6 +51,25 @@ struct Ancestor {
     /// Already handled: wanted, or found held by an earlier scan.
     marked: bool,
     held: bool,
+}
+
+/// Analyses the report file `report` (native or JSON) against the repositories of `sources`
+/// and the earlier reports `previous` of the same machine: what every frontend does with a
+/// report it is given.
+pub fn analyze_report(
+    report: &Path,
+    sources: &Sources,
+    previous: &[PathBuf],
+    progress: &dyn Progress,
+) -> Result<Analysis> {
+    let header = ReportReader::open(report)?.header().clone();
+    let repos = sources.open(&header, progress)?;
+    let refs: Vec<&dyn RepoIndex> = repos.iter().map(|r| r.as_ref()).collect();
+    let previous = previous
+        .iter()
+        .map(|p| PreviousScan::load(ReportReader::open(p)?))
+        .collect::<Result<Vec<_>>>()?;
+    analyze(&|| ReportReader::open(report), &refs, &previous, progress)
 }
 
 /// Analyses the report that `open` yields (it is read twice, so `open` must give a fresh reader

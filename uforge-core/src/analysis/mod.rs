@@ -5,18 +5,21 @@ mod analyze;
 mod compare;
 mod previous;
 
+use std::collections::{HashMap, HashSet};
 use std::io::{Read, Write};
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-pub use analyze::analyze;
+pub use analyze::{analyze, analyze_report};
 pub(crate) use compare::file_diff;
 pub use compare::{compare, walk_order, Comparison, FileChange, PackageChange};
 pub use previous::PreviousScan;
 
-use crate::model::RawPath;
+use crate::model::{FileEntry, RawPath};
 use crate::rawpath::{to_text, TextPath, B64};
 use crate::repo::PackageKey;
+use crate::report::ReportReader;
 use crate::{Error, Result};
 use base64::Engine;
 
@@ -147,12 +150,9 @@ struct JAnalysis {
 impl Analysis {
     /// What an overlay made from this analysis is checked against: the report entry of every
     /// wanted path, read from the report the analysis was made of.
-    pub fn expected(
-        &self,
-        mut report: crate::report::ReportReader,
-    ) -> Result<std::collections::HashMap<RawPath, crate::model::FileEntry>> {
-        let mut wanted: std::collections::HashSet<&RawPath> = self.wanted.iter().collect();
-        let mut out = std::collections::HashMap::with_capacity(wanted.len());
+    pub fn expected(&self, mut report: ReportReader) -> Result<HashMap<RawPath, FileEntry>> {
+        let mut wanted: HashSet<&RawPath> = self.wanted.iter().collect();
+        let mut out = HashMap::with_capacity(wanted.len());
         while let Some(e) = report.next_file()? {
             if wanted.remove(&e.path) {
                 out.insert(e.path.clone(), e);
@@ -192,6 +192,12 @@ impl Analysis {
         };
         serde_json::to_writer(out, &doc)
             .map_err(|e| Error::Invalid(format!("cannot write the analysis: {e}")))
+    }
+
+    /// Reads the JSON form from a file (`uforge-scan analyze -o`).
+    pub fn open(path: &Path) -> Result<Self> {
+        let f = std::fs::File::open(path).map_err(|e| Error::io("open", path, e))?;
+        Self::read_json(f, &path.display().to_string())
     }
 
     /// Reads the JSON form; `what` names the input in errors.

@@ -6,7 +6,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use super::rootfs::{lossy, RootFs};
-use crate::model::{Mount, Partition};
+use crate::model::{Mount, Partition, RawPath};
 
 /// Filesystems whose content the kernel makes up: never worth recording.
 const PSEUDO: &str = "proc sysfs devtmpfs devpts cgroup cgroup2 mqueue securityfs pstore bpf \
@@ -221,6 +221,15 @@ fn parse_fstab(text: &[u8]) -> Vec<Mount> {
     out
 }
 
+/// Every mount point `/proc/self/mountinfo` lists, as raw host paths.
+pub(crate) fn mount_points(mountinfo: &[u8]) -> Vec<RawPath> {
+    mountinfo
+        .split(|&b| b == b'\n')
+        .filter_map(|l| l.split(|&b| b == b' ').nth(4))
+        .map(unescape)
+        .collect()
+}
+
 /// Undoes the `\ooo` octal escapes fstab and mountinfo use for blanks and backslashes.
 fn unescape(field: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(field.len());
@@ -232,7 +241,12 @@ fn unescape(field: &[u8]) -> Vec<u8> {
         match oct {
             Some(d) if field[i] == b'\\' => {
                 let v = d.iter().fold(0u32, |acc, c| acc * 8 + u32::from(c - b'0'));
-                out.push(v as u8);
+                // The kernel escapes single bytes (at most \377); anything larger is kept as
+                // text.
+                match u8::try_from(v) {
+                    Ok(byte) => out.push(byte),
+                    Err(_) => out.extend_from_slice(&field[i..i + 4]),
+                }
                 i += 4;
             }
             _ => {
@@ -284,6 +298,17 @@ garbage line
         let sub = parse_mountinfo(MOUNTINFO, b"/srv/root");
         let targets: Vec<_> = sub.iter().map(|m| m.target.as_str()).collect();
         assert_eq!(targets, ["/var", "/"]);
+    }
+
+    #[test]
+    fn mount_paths_are_unescaped() {
+        assert_eq!(unescape(br"/srv/a\040b/c\134d"), b"/srv/a b/c\\d");
+        assert_eq!(unescape(br"/x\04"), br"/x\04");
+        assert_eq!(unescape(br"/x\777"), br"/x\777");
+        assert_eq!(
+            mount_points(MOUNTINFO)[6..8],
+            [b"/mnt/my share".to_vec(), b"/srv/root/var".to_vec()]
+        );
     }
 
     #[test]

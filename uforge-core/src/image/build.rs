@@ -14,7 +14,7 @@ use super::{Format, NetworkPolicy, Staged, Target, TuningLog};
 use crate::blobstore::BlobStore;
 use crate::model::FileKind;
 use crate::progress::Progress;
-use crate::repo::{archs_of, open_sources, RepoOptions};
+use crate::repo::Sources;
 use crate::report::ReportReader;
 use crate::{Error, Result};
 
@@ -24,10 +24,9 @@ pub struct BuildSpec<'a> {
     pub report: &'a Path,
     /// Contents of the overlay's files, by SHA-256.
     pub blobs: &'a dyn BlobStore,
-    /// Package repositories as sources.list lines (`deb [options] URI SUITE COMPONENTS`).
-    pub sources: Vec<String>,
-    /// Flat repositories of recreated packages (`Packages` beside the `.deb` files), trusted.
-    pub local_repos: Vec<PathBuf>,
+    /// The package repositories (with the flat ones of recreated packages), their keyring and
+    /// cache.
+    pub sources: &'a Sources,
     /// Output format.
     pub format: Format,
     /// Target platform (None: the format's default).
@@ -39,10 +38,6 @@ pub struct BuildSpec<'a> {
     /// The image file to write. It is written as `OUTPUT.partial` and renamed when complete,
     /// so a failed build never leaves a file that looks finished.
     pub output: &'a Path,
-    /// Cache of repository indexes and packages.
-    pub cache_dir: PathBuf,
-    /// Keyring that signs repositories naming none (default: the Debian archive keyring).
-    pub keyring: Option<PathBuf>,
     /// More images written from the same build, in other formats of the same kind (disk or
     /// tree) as `format`: one install for an image per cloud.
     pub extra_outputs: Vec<(Format, PathBuf)>,
@@ -69,8 +64,18 @@ pub struct BuildResult {
     pub extra: Vec<(Format, PathBuf, u64, String)>,
 }
 
+/// The phases a build reports, in order. The tuning reports sub-phases (`tune: bootloader`),
+/// which count as their phase (see [`phase_step`]).
+pub const PHASES: [&str; 5] = ["check", "install", "reconcile", "tune", "write"];
+
+/// The position (1 to [`PHASES`]`.len()`) of a phase a build reported.
+pub fn phase_step(phase: &str) -> Option<usize> {
+    let main = phase.split(':').next().unwrap_or(phase);
+    PHASES.iter().position(|p| *p == main).map(|n| n + 1)
+}
+
 /// Builds an image from a scan; see the [module](super) documentation for the steps. Progress
-/// phases are `check`, `install`, `reconcile`, `tune`, `write`.
+/// phases are the [`PHASES`].
 ///
 /// On error nothing is left at `spec.output` (nor at its `.partial` name) and the work
 /// directory's mounts and loop devices are released.
@@ -130,12 +135,9 @@ fn build_inner(
         Error::Invalid("the scan does not name its release (VERSION_CODENAME)".into())
     })?;
 
-    progress.phase("check", None);
-    let mut opts = RepoOptions::new(&spec.cache_dir);
-    opts.archs = archs_of(&header);
-    opts.keyring = spec.keyring.clone();
-    let repos = open_sources(&spec.sources, &opts, progress)?;
-    install::check_available(&header.packages, &repos, &spec.local_repos)?;
+    progress.phase(PHASES[0], None);
+    let repos = spec.sources.open(&header, progress)?;
+    install::check_available(&header.packages, &repos)?;
     drop(repos);
     progress.finish();
 
@@ -164,9 +166,7 @@ fn build_inner(
         &InstallSpec {
             packages: &header.packages,
             suite: &suite,
-            sources: &spec.sources,
-            local_repos: &spec.local_repos,
-            keyring: spec.keyring.as_deref(),
+            sources: spec.sources,
             root: &root,
         },
         progress,
@@ -193,12 +193,7 @@ fn build_inner(
         )));
     }
 
-    let mut sources = spec.sources.clone();
-    for d in &spec.local_repos {
-        if d.join("Packages").is_file() {
-            sources.push(install::local_line(d));
-        }
-    }
+    let sources = install::lines(spec.sources);
     let log = tune::tune(
         &TuneSpec {
             root: &root,
@@ -207,14 +202,14 @@ fn build_inner(
             target,
             network: spec.network,
             sources: &sources,
-            keyring: spec.keyring.as_deref(),
+            keyring: spec.sources.keyring.as_deref(),
             work: spec.work_dir,
         },
         disk.as_mut(),
         progress,
     )?;
 
-    progress.phase("write", None);
+    progress.phase(PHASES[4], None);
     if let Some(d) = disk.take() {
         d.close()?;
     }

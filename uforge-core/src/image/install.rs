@@ -5,14 +5,13 @@
 //! does). The initramfs is not built during the install: the kernel hook and the initramfs
 //! trigger would each build it, and the tuning step builds it once for the target instead.
 
-use std::collections::HashSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use super::cmd;
 use crate::model::Package;
 use crate::progress::Progress;
-use crate::repo::{PackageKey, RepoIndex};
+use crate::repo::{PackageKey, RepoIndex, Sources};
 use crate::{Error, Result};
 
 /// What to install where.
@@ -22,12 +21,9 @@ pub struct InstallSpec<'a> {
     pub packages: &'a [Package],
     /// The scanned release's suite (`bookworm`).
     pub suite: &'a str,
-    /// Package repositories, as sources.list lines.
-    pub sources: &'a [String],
-    /// Flat repositories of recreated packages, trusted.
-    pub local_repos: &'a [PathBuf],
-    /// Keyring for repositories that name none (default: the host's apt keyrings).
-    pub keyring: Option<&'a Path>,
+    /// Package repositories (the flat ones of recreated packages trusted) and the keyring for
+    /// those that name none (default: the host's apt keyrings).
+    pub sources: &'a Sources,
     /// The root to fill: empty, or a freshly made filesystem with only `lost+found`.
     pub root: &'a Path,
 }
@@ -47,20 +43,20 @@ pub fn local_line(dir: &Path) -> String {
     format!("deb [trusted=yes] copy:{} ./", dir.display())
 }
 
+/// The sources.list lines mmdebstrap and apt in the new root are given: the repositories, then
+/// the local ones that have an index.
+pub fn lines(sources: &Sources) -> Vec<String> {
+    let mut out = sources.lines.clone();
+    out.extend(sources.indexed_local().map(local_line));
+    out
+}
+
 /// Fails, naming every package, when some scanned package is in none of the repositories.
-pub fn check_available(
-    packages: &[Package],
-    repos: &[Box<dyn RepoIndex>],
-    local_repos: &[PathBuf],
-) -> Result<()> {
-    let mut local: HashSet<PackageKey> = HashSet::new();
-    for dir in local_repos {
-        local.extend(flat_index(dir)?);
-    }
+pub fn check_available(packages: &[Package], repos: &[Box<dyn RepoIndex>]) -> Result<()> {
     let missing: Vec<String> = wanted(packages)
         .into_iter()
         .map(PackageKey::of)
-        .filter(|k| !local.contains(k) && !repos.iter().any(|r| r.has(k)))
+        .filter(|k| !repos.iter().any(|r| r.has(k)))
         .map(|k| k.to_string())
         .collect();
     if missing.is_empty() {
@@ -78,27 +74,6 @@ pub fn check_available(
             ""
         }
     )))
-}
-
-/// The packages of a flat repository's `Packages` index.
-fn flat_index(dir: &Path) -> Result<Vec<PackageKey>> {
-    let path = dir.join("Packages");
-    let text = match std::fs::read_to_string(&path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(Error::io("read", &path, e)),
-    };
-    let mut out = Vec::new();
-    for para in crate::deb822::parse(&text) {
-        if let (Some(n), Some(v), Some(a)) = (
-            para.get("Package"),
-            para.get("Version"),
-            para.get("Architecture"),
-        ) {
-            out.push(PackageKey::new(n, v, a));
-        }
-    }
-    Ok(out)
 }
 
 /// Installs the packages into `spec.root`.
@@ -133,7 +108,7 @@ pub fn install(spec: &InstallSpec<'_>, progress: &dyn Progress) -> Result<()> {
         "--customize-hook=rm -f \"$1/usr/sbin/update-initramfs\" && chroot \"$1\" dpkg-divert \
          --quiet --local --rename --remove /usr/sbin/update-initramfs",
     );
-    if let Some(k) = spec.keyring {
+    if let Some(k) = &spec.sources.keyring {
         c.arg(format!("--keyring={}", k.display()));
     }
     if Path::new(EATMYDATA_HOOKS).is_dir() && cmd::have("eatmydata") {
@@ -141,14 +116,7 @@ pub fn install(spec: &InstallSpec<'_>, progress: &dyn Progress) -> Result<()> {
         c.arg(format!("--hook-dir={EATMYDATA_HOOKS}"));
     }
     c.arg(spec.suite).arg(spec.root);
-    for line in spec.sources {
-        c.arg(line);
-    }
-    for dir in spec.local_repos {
-        if dir.join("Packages").is_file() {
-            c.arg(local_line(dir));
-        }
-    }
+    c.args(lines(spec.sources));
     c.env("LC_ALL", "C.UTF-8");
     cmd::run(&mut c).map_err(|e| Error::Invalid(format!("installing the packages: {e}")))?;
     progress.advance(pkgs.len() as u64, 0);

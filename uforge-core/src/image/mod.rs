@@ -16,7 +16,9 @@ pub mod cmd;
 pub mod container;
 pub mod convert;
 pub mod disk;
+pub mod from_overlay;
 pub mod install;
+pub mod naming;
 pub mod reconcile;
 pub mod tune;
 pub mod tuning_log;
@@ -31,7 +33,8 @@ use serde::{Deserialize, Serialize};
 use crate::model::Machine;
 use crate::{Error, Result};
 
-pub use build::{build, check_space, BuildResult, BuildSpec};
+pub use build::{build, check_space, phase_step, BuildResult, BuildSpec, PHASES};
+pub use from_overlay::build_from_overlay;
 pub use tuning_log::{TuningChange, TuningLog, TuningStep};
 
 /// An output format.
@@ -278,6 +281,22 @@ pub enum NetworkPolicy {
     Keep,
     /// Replace every interface's configuration with DHCP.
     Dhcp,
+}
+
+impl NetworkPolicy {
+    /// The name used on command lines and in the API (`keep`, `dhcp`).
+    pub fn name(self) -> &'static str {
+        match self {
+            NetworkPolicy::Keep => "keep",
+            NetworkPolicy::Dhcp => "dhcp",
+        }
+    }
+}
+
+impl fmt::Display for NetworkPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 impl FromStr for NetworkPolicy {

@@ -19,7 +19,7 @@ mod sparse;
 mod ustar;
 mod write;
 
-pub use read::{read_overlay, OverlayReceipt, ReadLimits};
+pub use read::{read_overlay, read_overlay_for, OverlayReceipt, ReadLimits};
 pub use write::{write_overlay, write_tree, OverlayStats};
 
 #[cfg(test)]

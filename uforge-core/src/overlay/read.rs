@@ -4,13 +4,16 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::{BufReader, ErrorKind, Read};
+use std::path::Path;
 
 use super::names::in_root_path;
 use super::pax;
 use super::sparse::{self, Extent, MapParser};
 use super::ustar::{self, Block, BLOCK};
+use crate::analysis::Analysis;
 use crate::blobstore::{BlobStaging, BlobStore};
 use crate::model::{FileEntry, FileKind, RawPath};
+use crate::report::ReportReader;
 use crate::{rawpath, Error, Result};
 
 /// Bounds on what an overlay may make the reader do: an archive from a machine is untrusted.
@@ -49,6 +52,19 @@ pub struct OverlayReceipt {
     pub blobs: u64,
     /// Bytes of regular file content, sparse files counted at their full size.
     pub content_bytes: u64,
+}
+
+/// Reads and verifies the overlay made for `analysis` of the report file `report`: the
+/// [`read_overlay`] of every path the analysis wants, against its report entry.
+pub fn read_overlay_for<R: Read>(
+    input: R,
+    report: &Path,
+    analysis: &Analysis,
+    store: &dyn BlobStore,
+    limits: &ReadLimits,
+) -> Result<OverlayReceipt> {
+    let expected = analysis.expected(ReportReader::open(report)?)?;
+    read_overlay(input, &expected, store, limits)
 }
 
 /// Reads and verifies an overlay against what was asked for, storing file contents in `store`.

@@ -7,6 +7,8 @@ use std::io::Read;
 
 use sha2::{Digest, Sha256};
 
+#[cfg(test)]
+use super::plan::INFO_MEMBERS;
 use super::plan::{MemberKind, Plan};
 use crate::blobstore::{to_hex, BlobStore};
 use crate::deb822::Paragraph;
@@ -20,21 +22,6 @@ const SCRIPTS: &[&str] = &["preinst", "postinst", "prerm", "postrm", "config"];
 
 /// Control members that are data (debconf templates, trigger interests, shared library info).
 const DATA: &[&str] = &["templates", "triggers", "shlibs", "symbols"];
-
-/// Every file of `/var/lib/dpkg/info` that recreating a package reads. The `md5sums` and
-/// `list` files are left out: the list is the data itself, and the digests are not required.
-pub(super) const INFO_MEMBERS: &[&str] = &[
-    "preinst",
-    "postinst",
-    "prerm",
-    "postrm",
-    "config",
-    "templates",
-    "triggers",
-    "shlibs",
-    "symbols",
-    "conffiles",
-];
 
 /// Fields of the status file that are dpkg's bookkeeping, or that only repository indexes
 /// carry: none belongs in a package's own control file.

@@ -4,12 +4,26 @@
 
 use std::collections::{HashMap, HashSet};
 
-use super::control::INFO_MEMBERS;
 use crate::model::{FileEntry, FileKind, RawPath};
 use crate::rawpath::{self, is_within};
 use crate::repo::PackageKey;
 use crate::report::ReportReader;
 use crate::Result;
+
+/// Every file of `/var/lib/dpkg/info` that recreating a package reads. The `md5sums` and
+/// `list` files are left out: the list is the data itself, and the digests are not required.
+pub(super) const INFO_MEMBERS: &[&str] = &[
+    "preinst",
+    "postinst",
+    "prerm",
+    "postrm",
+    "config",
+    "templates",
+    "triggers",
+    "shlibs",
+    "symbols",
+    "conffiles",
+];
 
 /// Where dpkg keeps the status of every package.
 pub(super) const STATUS: &[u8] = b"/var/lib/dpkg/status";

@@ -46,7 +46,7 @@ pub use debian::DebianRepo;
 #[cfg(feature = "http")]
 pub use fetch::HttpFetcher;
 pub use fetch::{default_fetcher, Fetcher, FileFetcher, SchemeFetcher};
-pub use open::{archs_of, default_cache_dir, open_sources};
+pub use open::{archs_of, default_cache_dir, file_uri, open_sources, Sources};
 pub use sources::SourceLine;
 
 /// Identity of a binary package: what dpkg records and what a `Packages` index lists.

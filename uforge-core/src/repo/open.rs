@@ -1,6 +1,7 @@
 //! Opening the repositories a frontend is given, the same way for the CLI, server and Python.
 
 use std::collections::BTreeSet;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -8,6 +9,93 @@ use super::{default_fetcher, DebianRepo, RepoIndex, RepoOptions, SourceLine};
 use crate::model::ReportHeader;
 use crate::progress::Progress;
 use crate::Result;
+
+/// Where the packages of a machine come from: what an analysis checks a report against and
+/// what a build installs from.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "clap", derive(clap::Args))]
+pub struct Sources {
+    /// A package repository in sources.list syntax: `deb [options] URI SUITE [COMPONENT...]`,
+    /// or `deb [trusted=yes] file:/path ./` for a flat local repository. Repeat for several.
+    #[cfg_attr(
+        feature = "clap",
+        arg(long = "repo", value_name = "LINE", required = true)
+    )]
+    pub lines: Vec<String>,
+    /// Flat repositories of recreated packages (a `Packages` index beside the `.deb` files),
+    /// trusted; one without an index yet is passed over.
+    #[cfg_attr(feature = "clap", arg(skip))]
+    pub local: Vec<PathBuf>,
+    /// Keyring that signs the repositories (default: the Debian archive keyring).
+    #[cfg_attr(feature = "clap", arg(long, value_name = "FILE"))]
+    pub keyring: Option<PathBuf>,
+    /// Where repository indexes and packages are cached.
+    #[cfg_attr(
+        feature = "clap",
+        arg(long, value_name = "DIR", env = "UFORGE_CACHE_DIR")
+    )]
+    pub cache_dir: Option<PathBuf>,
+}
+
+impl Sources {
+    /// The repositories of these sources.list lines, with the default keyring and cache.
+    pub fn new(lines: Vec<String>) -> Self {
+        Sources {
+            lines,
+            ..Sources::default()
+        }
+    }
+
+    /// The cache directory: the one given, else [`default_cache_dir`].
+    pub fn cache_dir(&self) -> PathBuf {
+        self.cache_dir.clone().unwrap_or_else(default_cache_dir)
+    }
+
+    /// The options repositories are opened with for a report with this header.
+    pub fn options(&self, header: &ReportHeader) -> RepoOptions {
+        RepoOptions {
+            cache_dir: self.cache_dir(),
+            keyring: self.keyring.clone(),
+            archs: archs_of(header),
+        }
+    }
+
+    /// The local repositories that have an index.
+    pub fn indexed_local(&self) -> impl Iterator<Item = &Path> {
+        self.local
+            .iter()
+            .map(PathBuf::as_path)
+            .filter(|d| d.join("Packages").is_file())
+    }
+
+    /// Opens every repository, the local ones last, for a report with this header. Errors name
+    /// the line that failed.
+    pub fn open(
+        &self,
+        header: &ReportHeader,
+        progress: &dyn Progress,
+    ) -> Result<Vec<Box<dyn RepoIndex>>> {
+        let mut lines = self.lines.clone();
+        lines.extend(
+            self.indexed_local()
+                .map(|d| format!("deb [trusted=yes] {} ./", file_uri(d))),
+        );
+        open_sources(&lines, &self.options(header), progress)
+    }
+}
+
+/// A `file:` URI for a local directory, escaped the way sources.list lines are read back.
+pub fn file_uri(dir: &Path) -> String {
+    let mut out = String::from("file:");
+    for &b in dir.as_os_str().as_bytes() {
+        if b.is_ascii_alphanumeric() || b"/._-+~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
 
 /// The architectures whose indexes a report needs: the machine's package architecture, every
 /// other one its packages use (multiarch), and `all`.
@@ -50,4 +138,20 @@ pub fn default_cache_dir() -> PathBuf {
     std::env::var_os("HOME")
         .map(|h| Path::new(&h).join(".cache/uforge"))
         .unwrap_or_else(|| PathBuf::from(".uforge-cache"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_uris_escape_what_splits_a_line() {
+        assert_eq!(file_uri(Path::new("/srv/a b/c%d")), "file:/srv/a%20b/c%25d");
+        let line = format!("deb [trusted=yes] {} ./", file_uri(Path::new("/x y")));
+        let l = SourceLine::parse(&line).unwrap();
+        assert_eq!(
+            super::super::FileFetcher::path_of(&format!("{}/Packages", l.uri)).unwrap(),
+            Path::new("/x y/Packages")
+        );
+    }
 }

@@ -29,22 +29,40 @@ use crate::{rawpath, Error, Result};
 /// How many entries may be in flight between the walk and the writer.
 const WINDOW: usize = 8192;
 
-/// What to scan and how.
+/// What to scan and how. With the `clap` feature these are also the scan flags of every
+/// command that scans (`uforge-scan scan`, `uforge-scan run`).
 #[derive(Debug, Clone)]
+#[cfg_attr(feature = "clap", derive(clap::Args))]
 pub struct ScanOptions {
-    /// The root directory to scan (`/` for the running system).
+    /// Root directory to scan: `/` for this machine, or a mounted disk or chroot.
+    #[cfg_attr(feature = "clap", arg(long, default_value = "/", value_name = "DIR"))]
     pub root: PathBuf,
-    /// Paths inside the root to leave out entirely (in-root form, `/srv/cache`).
+    /// Leave out a file or directory (a path inside the root). Repeat for several.
+    #[cfg_attr(
+        feature = "clap",
+        arg(short = 'e', long = "exclude", value_name = "PATH", value_parser = crate::rawpath::RawPathParser)
+    )]
     pub excludes: Vec<RawPath>,
     /// Whether to apply [`DEFAULT_CONTENTS_EXCLUDES`] and, on a live system, skip pseudo and
     /// network filesystems.
+    #[cfg_attr(
+        feature = "clap",
+        arg(
+            long = "no-default-excludes",
+            action = clap::ArgAction::SetFalse,
+            help = "Scan /proc, /sys, /dev, /run, /tmp and the other default exclusions too"
+        )
+    )]
     pub default_excludes: bool,
-    /// Worker threads for stat and hashing; 0 means one per core.
+    /// Threads that read and checksum files (default: one per core).
+    #[cfg_attr(feature = "clap", arg(long, value_name = "N", default_value_t = 0))]
     pub threads: usize,
     /// A file the caller writes during the scan (the report itself): left out if it lies in
     /// the root, so the scan does not record its own output.
+    #[cfg_attr(feature = "clap", arg(skip))]
     pub output: Option<PathBuf>,
     /// Name and version of the program, recorded in the report.
+    #[cfg_attr(feature = "clap", arg(skip = format!("uforge-core {}", env!("CARGO_PKG_VERSION"))))]
     pub tool: String,
 }
 

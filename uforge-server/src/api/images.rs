@@ -11,28 +11,19 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use uforge_core::image::{Format, NetworkPolicy, Target};
+use uforge_core::image::{phase_step, Format, NetworkPolicy, Target, PHASES};
 
 use super::{db, file_response, parse_id, rfc3339, ApiError, ApiResult, JsonBody, Shared, PREFIX};
 use crate::auth::AuthUser;
 use crate::db::models::{Image, NewImage};
 use crate::db::now;
 use crate::db::queries::{self, image_status, status, ImageDeletion};
-use crate::jobs::{self, PHASES};
+use crate::jobs;
 
 /// The JSON form of a job.
 fn image_json(i: &Image, machine: Option<&str>) -> Value {
     let done = i.status == image_status::DONE;
-    let step = i
-        .phase
-        .as_deref()
-        // Sub-phases (`tune: bootloader`) count as their phase.
-        .and_then(|p| {
-            PHASES
-                .iter()
-                .position(|x| *x == p.split(':').next().unwrap_or(p))
-        })
-        .map(|n| n + 1);
+    let step = i.phase.as_deref().and_then(phase_step);
     let percent = if done {
         Some(100)
     } else {
@@ -125,7 +116,7 @@ pub(crate) async fn create(
                 scan_id: Some(scan.id),
                 format: format.name(),
                 target: target.name(),
-                network: jobs::network_name(network),
+                network: network.name(),
                 status: image_status::QUEUED,
                 created_at: now(),
             },

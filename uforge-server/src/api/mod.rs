@@ -1,5 +1,5 @@
-//! The HTTP API, version 1 (`docs/api.md`): the router, shared state, errors and the small
-//! extractors the handlers share.
+//! The HTTP API, version 1 (`docs/api.md`): the router and the small helpers and extractors
+//! the handlers share.
 
 mod health;
 mod images;
@@ -8,154 +8,23 @@ mod packages;
 mod repos;
 mod scans;
 
-use std::collections::HashSet;
-use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use axum::extract::{DefaultBodyLimit, FromRequest, Request};
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::{delete, get, post, put, MethodRouter};
-use axum::{Json, Router};
+use axum::Router;
 use chrono::{NaiveDateTime, SecondsFormat};
 use serde::de::DeserializeOwned;
-use uforge_core::blobstore::LocalBlobStore;
 
-use crate::datadir::DataDir;
-use crate::db::{AnyConnection, Db};
+use crate::db::AnyConnection;
+pub(crate) use crate::error::{ApiError, ApiResult};
+pub(crate) use crate::state::{AppState, Shared};
 
 /// Where every route lives.
 pub const PREFIX: &str = "/api/v1";
-
-/// What every handler shares.
-pub(crate) struct AppState {
-    pub db: Db,
-    pub data: DataDir,
-    pub blobs: Arc<LocalBlobStore>,
-    pub max_report_bytes: u64,
-    pub keyring: Option<PathBuf>,
-    /// Scans with an upload or deletion under way: one at a time per scan.
-    pub busy: Mutex<HashSet<i64>>,
-    /// Rebuilding packages rewrites a user's repository index: one rebuild at a time.
-    pub recreating: tokio::sync::Mutex<()>,
-    /// The image workers, woken when a job is queued.
-    pub jobs: Arc<crate::jobs::Jobs>,
-}
-
-pub(crate) type Shared = Arc<AppState>;
-
-/// Holds a scan's place in [`AppState::busy`] until dropped.
-pub(crate) struct BusyGuard {
-    state: Shared,
-    id: i64,
-}
-
-impl AppState {
-    /// Claims a scan for an operation that changes its files; 409 if one is under way.
-    pub fn claim(self: &Arc<Self>, id: i64) -> Result<BusyGuard, ApiError> {
-        let mut busy = self.busy.lock().unwrap_or_else(|p| p.into_inner());
-        if !busy.insert(id) {
-            return Err(ApiError::conflict(format!(
-                "scan {id} has an upload under way; try again when it ends"
-            )));
-        }
-        Ok(BusyGuard {
-            state: self.clone(),
-            id,
-        })
-    }
-}
-
-impl Drop for BusyGuard {
-    fn drop(&mut self) {
-        let mut busy = self.state.busy.lock().unwrap_or_else(|p| p.into_inner());
-        busy.remove(&self.id);
-    }
-}
-
-/// An error answer: `{"error": "..."}` with a status.
-#[derive(Debug)]
-pub(crate) struct ApiError {
-    pub status: StatusCode,
-    pub message: String,
-}
-
-impl ApiError {
-    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        ApiError {
-            status,
-            message: message.into(),
-        }
-    }
-    pub fn bad_request(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, message)
-    }
-    pub fn unauthorized(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, message)
-    }
-    pub fn not_found(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::NOT_FOUND, message)
-    }
-    pub fn conflict(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::CONFLICT, message)
-    }
-    pub fn bad_gateway(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_GATEWAY, message)
-    }
-    pub fn internal(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, message)
-    }
-
-    /// Maps a library error: bad input is the client's (400), an unreachable or unverifiable
-    /// repository is upstream's (502), the rest is ours (500).
-    pub fn from_core(e: uforge_core::Error) -> Self {
-        use uforge_core::Error as E;
-        match &e {
-            E::MalformedReport { .. }
-            | E::Overlay { .. }
-            | E::BlobMismatch { .. }
-            | E::Invalid(_) => Self::bad_request(e.to_string()),
-            E::Repo { .. } | E::NotFound { .. } => Self::bad_gateway(e.to_string()),
-            _ => Self::internal(e.to_string()),
-        }
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        if self.status.is_server_error() {
-            tracing::error!(status = %self.status, "{}", self.message);
-        }
-        let mut r = (
-            self.status,
-            Json(serde_json::json!({ "error": self.message })),
-        )
-            .into_response();
-        if self.status == StatusCode::UNAUTHORIZED {
-            r.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Bearer realm=\"uforge\""),
-            );
-        }
-        r
-    }
-}
-
-impl From<diesel::result::Error> for ApiError {
-    fn from(e: diesel::result::Error) -> Self {
-        Self::internal(format!("database error: {e}"))
-    }
-}
-
-impl From<anyhow::Error> for ApiError {
-    fn from(e: anyhow::Error) -> Self {
-        Self::internal(format!("{e:#}"))
-    }
-}
-
-pub(crate) type ApiResult<T> = Result<T, ApiError>;
 
 /// Runs blocking work (files, the library) off the async threads.
 pub(crate) async fn blocking<T: Send + 'static>(

@@ -7,13 +7,12 @@ use axum::http::StatusCode;
 use axum::{Extension, Json};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use uforge_core::repo::{default_fetcher, DebianRepo, RepoOptions};
+use uforge_core::repo::{default_fetcher, DebianRepo, RepoOptions, SourceLine};
 
 use super::{blocking, db, parse_id, rfc3339, ApiError, ApiResult, JsonBody, Shared};
 use crate::auth::AuthUser;
 use crate::db::models::Repo;
 use crate::db::{now, queries};
-use crate::pipeline;
 
 /// `POST /repos` body.
 #[derive(Deserialize)]
@@ -37,7 +36,7 @@ pub(crate) async fn create(
     JsonBody(body): JsonBody<NewRepo>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let line = body.line.trim().to_string();
-    pipeline::check_line(&line)?;
+    check_line(&line)?;
     let r = db(&state, move |c| queries::add_repo(c, user.id, &line)).await?;
     Ok((StatusCode::CREATED, Json(repo_json(&r))))
 }
@@ -61,11 +60,11 @@ pub(crate) async fn sync(
     let r = db(&state, move |c| queries::repo(c, user.id, id))
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no repository {id}")))?;
-    let line = pipeline::check_line(&r.line)?;
+    let line = check_line(&r.line)?;
     let opts = RepoOptions {
         cache_dir: state.data.cache(),
         keyring: state.keyring.clone(),
-        archs: pipeline::host_archs(),
+        archs: host_archs(),
     };
     let packages = blocking(move || {
         DebianRepo::open(&line, &opts, Arc::from(default_fetcher()))
@@ -97,4 +96,27 @@ pub(crate) async fn remove(
     } else {
         Err(ApiError::not_found(format!("no repository {id}")))
     }
+}
+
+/// Checks a sources.list line as the API receives it.
+fn check_line(line: &str) -> ApiResult<SourceLine> {
+    if line.chars().any(|c| c.is_control()) {
+        return Err(ApiError::bad_request(format!(
+            "sources line {line:?}: one line, without control characters"
+        )));
+    }
+    SourceLine::parse(line).map_err(|e| ApiError::bad_request(e.to_string()))
+}
+
+/// The architectures a repository sync reads: this host's, and `all`.
+fn host_archs() -> Vec<String> {
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "x86" => "i386",
+        "arm" => "armhf",
+        "powerpc64" => "ppc64el",
+        other => other,
+    };
+    vec![arch.to_string(), "all".to_string()]
 }

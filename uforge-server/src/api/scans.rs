@@ -12,7 +12,10 @@ use axum::response::Response;
 use axum::{Extension, Json};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use uforge_core::overlay::{read_overlay, ReadLimits};
+use uforge_core::analysis::{analyze_report, Analysis};
+use uforge_core::overlay::{read_overlay_for, ReadLimits};
+use uforge_core::progress::NoProgress;
+use uforge_core::repo::Sources;
 use uforge_core::report::ReportReader;
 
 use super::{
@@ -23,7 +26,7 @@ use crate::bridge;
 use crate::db::models::{NewPackage, Scan};
 use crate::db::now;
 use crate::db::queries::{self, status};
-use crate::pipeline::{self, AnalysisInput};
+use crate::pipeline;
 use crate::recreate;
 
 fn scan_json(s: &Scan, machine: &str) -> Value {
@@ -203,14 +206,14 @@ pub(crate) async fn upload_report(
     // Whatever the reader leaves of the body is discarded after the answer has gone out.
     let (mut reader, _rest) = bridge::stream(req.into_body());
     if declared.is_some_and(|n| n > limit) {
-        return Err(pipeline::too_large(limit));
+        return Err(ApiError::from_core(pipeline::too_large(limit)));
     }
 
     let upload = state.data.upload(id);
     let stored = state.data.reports().join(format!("{id}.ufr.new"));
     let received = blocking({
         let upload = upload.clone();
-        move || pipeline::receive(&mut reader, &upload, limit)
+        move || pipeline::receive(&mut reader, &upload, limit).map_err(ApiError::from_upload)
     })
     .await;
     received?;
@@ -235,19 +238,19 @@ pub(crate) async fn upload_report(
         ))
     })
     .await?;
-    let input = AnalysisInput {
-        report: stored.clone(),
-        repos,
-        user_repo: state.data.user_repo(&user.name),
-        previous: previous.iter().map(|p| state.data.report(*p)).collect(),
-        cache_dir: state.data.cache(),
+    let sources = Sources {
+        lines: repos,
+        local: vec![state.data.user_repo(&user.name)],
         keyring: state.keyring.clone(),
+        cache_dir: Some(state.data.cache()),
     };
+    let previous: Vec<_> = previous.iter().map(|p| state.data.report(*p)).collect();
     let analysis_new = state.data.reports().join(format!("{id}.analysis.json.new"));
     let analysed = blocking({
-        let analysis_new = analysis_new.clone();
+        let (analysis_new, stored) = (analysis_new.clone(), stored.clone());
         move || {
-            let a = pipeline::analyze(&input).map_err(ApiError::from_core)?;
+            let a = analyze_report(&stored, &sources, &previous, &NoProgress)
+                .map_err(ApiError::from_core)?;
             pipeline::write_analysis(&a, &analysis_new).map_err(ApiError::from_core)?;
             Ok(pipeline::summary(&a))
         }
@@ -332,26 +335,17 @@ pub(crate) async fn upload_overlay(
     let (reader, _rest) = bridge::stream(body);
     let (report, analysis) = (state.data.report(id), state.data.analysis(id));
     let blobs = state.blobs.clone();
-    let outcome = blocking({
+    let (receipt, missing) = blocking({
         let report = report.clone();
         move || {
-            let (expected, missing) = pipeline::expected(&report, &analysis)
-                .map_err(|e| ApiError::internal(e.to_string()))?;
-            let receipt = read_overlay(reader, &expected, &*blobs, &ReadLimits::default());
-            Ok((receipt, missing))
+            // The stored analysis is the server's own file: failing to read it is ours.
+            let a = Analysis::open(&analysis).map_err(|e| ApiError::internal(e.to_string()))?;
+            let receipt = read_overlay_for(reader, &report, &a, &*blobs, &ReadLimits::default())
+                .map_err(ApiError::from_upload)?;
+            Ok((receipt, a.missing_packages))
         }
     })
-    .await;
-    let (receipt, missing) = outcome?;
-    let receipt = receipt.map_err(|e| match &e {
-        // The client's side failed (see bridge::BodyReader), not the server's.
-        uforge_core::Error::Io { source, .. }
-            if source.kind() == std::io::ErrorKind::ConnectionAborted =>
-        {
-            ApiError::bad_request(format!("the overlay upload failed: {source}"))
-        }
-        _ => ApiError::from_core(e),
-    })?;
+    .await?;
     db(&state, move |c| queries::set_complete(c, id)).await?;
 
     let mut answer = json!({

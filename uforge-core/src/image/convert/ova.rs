@@ -81,23 +81,7 @@ fn size_and_sha256(path: &Path) -> Result<(u64, [u8; 32])> {
 /// The base of the member names: the image name restricted to characters every OVF tool and
 /// file system takes.
 fn file_base(name: &str) -> String {
-    let mut out: String = name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
-                c
-            } else {
-                '-'
-            }
-        })
-        .collect();
-    out.truncate(64);
-    let out = out.trim_matches(|c| matches!(c, '.' | '-'));
-    if out.is_empty() {
-        "uforge-image".to_string()
-    } else {
-        out.to_string()
-    }
+    crate::image::naming::safe_name(name).unwrap_or_else(|| "uforge-image".to_string())
 }
 
 /// How the guest OS is named: the CIM operating system type (`ovf:id`), VMware's guest id

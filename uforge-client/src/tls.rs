@@ -9,7 +9,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
 
-use crate::client::ClientError;
+use crate::error::ClientError;
 
 /// How the client checks the server's certificate.
 #[derive(Debug, Clone, Default)]

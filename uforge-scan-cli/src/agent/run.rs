@@ -1,25 +1,19 @@
 //! `run`: the live scan against a server.
 
 use std::io::IsTerminal;
-use std::os::unix::ffi::OsStrExt;
 
 use anyhow::{Context, Result};
 use uforge_client::agent::{self, RunOptions};
-use uforge_core::scan::ScanOptions;
 
-use crate::cli::RunArgs;
+use super::RunArgs;
 use crate::progress::Bar;
 
+/// Runs `run`.
 pub fn run(args: RunArgs) -> Result<()> {
     let client = args.connect.client()?;
-    let mut scan = ScanOptions::new(&args.root);
-    scan.tool = format!("uforge-scan {}", env!("CARGO_PKG_VERSION"));
-    scan.excludes = args
-        .exclude
-        .iter()
-        .map(|p| p.as_os_str().as_bytes().to_vec())
-        .collect();
-    scan.threads = args.threads;
+    let mut scan = args.scan;
+    scan.tool = super::tool();
+    let root = scan.root.clone();
     let opts = RunOptions {
         machine: args.name.clone(),
         scan,
@@ -28,7 +22,7 @@ pub fn run(args: RunArgs) -> Result<()> {
     let summary = agent::run(&client, &opts, &bar).with_context(|| {
         format!(
             "scan of {} for {} failed",
-            args.root.display(),
+            root.display(),
             args.connect.url.as_deref().unwrap_or_default()
         )
     })?;

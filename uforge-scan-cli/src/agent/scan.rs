@@ -1,14 +1,13 @@
 //! `scan` and `export-json`.
 
 use std::io::{IsTerminal, Write};
-use std::os::unix::ffi::OsStrExt;
 
 use anyhow::{Context, Result};
 use uforge_core::model::{ReportHeader, ScanStats};
 use uforge_core::report::{self, json::JsonWriter, ReportReader, ReportSink};
-use uforge_core::scan::{self, ScanOptions};
+use uforge_core::scan;
 
-use crate::cli::{ExportArgs, ScanArgs};
+use super::{ExportArgs, ScanArgs};
 use crate::progress::Bar;
 
 /// Keeps the header for the summary while passing everything on to the real sink.
@@ -43,16 +42,10 @@ impl ReportSink for Tee<'_> {
     }
 }
 
+/// Runs `scan`.
 pub fn scan(args: ScanArgs) -> Result<()> {
-    let mut opts = ScanOptions::new(&args.root);
-    opts.tool = format!("uforge-scan {}", env!("CARGO_PKG_VERSION"));
-    opts.excludes = args
-        .exclude
-        .iter()
-        .map(|p| p.as_os_str().as_bytes().to_vec())
-        .collect();
-    opts.default_excludes = !args.no_default_excludes;
-    opts.threads = args.threads;
+    let mut opts = args.scan;
+    opts.tool = super::tool();
     opts.output = Some(args.output.clone());
 
     let mut sink = report::create(&args.output)
@@ -66,7 +59,7 @@ pub fn scan(args: ScanArgs) -> Result<()> {
     let stats = scan::scan(&opts, &mut tee, &bar).with_context(|| {
         // A half-written report must not pass for a whole one.
         let _ = std::fs::remove_file(&args.output);
-        format!("scan of {} failed", args.root.display())
+        format!("scan of {} failed", opts.root.display())
     })?;
     if !args.quiet && std::io::stderr().is_terminal() {
         if let Some(h) = &tee.header {
@@ -138,6 +131,7 @@ fn summary(h: &ReportHeader, s: &ScanStats, out: &std::path::Path, size: u64) {
     let _ = writeln!(e, "  report     {} ({} KiB)", out.display(), size / 1024);
 }
 
+/// Runs `export-json`.
 pub fn export_json(args: ExportArgs) -> Result<()> {
     let reader = ReportReader::open(&args.report)
         .with_context(|| format!("cannot read {}", args.report.display()))?;

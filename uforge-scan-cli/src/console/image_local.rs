@@ -1,7 +1,6 @@
 //! `uforge image build` and `uforge image verify`: building an image from a report and an
 //! overlay on this machine, without a server, and checking an image against its scan.
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
@@ -9,10 +8,11 @@ use clap::Args;
 use serde_json::json;
 use uforge_core::analysis::{self, Analysis};
 use uforge_core::blobstore::LocalBlobStore;
-use uforge_core::image::{self, verify::Verification, BuildSpec, Format, NetworkPolicy, Target};
-use uforge_core::overlay::{read_overlay, ReadLimits};
+use uforge_core::image::{
+    self, naming, verify::Verification, BuildSpec, Format, NetworkPolicy, Target,
+};
+use uforge_core::repo::Sources;
 use uforge_core::report::ReportReader;
-use uforge_core::{recreate, repo};
 
 /// Arguments of `uforge image build`.
 #[derive(Debug, Args)]
@@ -26,9 +26,9 @@ pub struct BuildArgs {
     /// The analysis the overlay was made from (default: analyse the report again).
     #[arg(long, value_name = "FILE")]
     pub analysis: Option<PathBuf>,
-    /// A package repository in sources.list syntax (`deb URI SUITE COMPONENTS`). Repeat.
-    #[arg(long = "repo", value_name = "LINE", required = true)]
-    pub repos: Vec<String>,
+    /// The repositories the packages are installed from.
+    #[command(flatten)]
+    pub sources: Sources,
     /// Image format: raw, qcow2, vmdk, vhd, vhdx, vdi, ova, oci, docker-archive, tar.gz.
     /// Several, comma separated, are written from one build (all disks, or all trees); `-o`
     /// is then a directory.
@@ -48,12 +48,6 @@ pub struct BuildArgs {
     /// Scratch directory (needs room for the whole image; default: beside the output).
     #[arg(long, value_name = "DIR")]
     pub work_dir: Option<PathBuf>,
-    /// Where repository indexes and packages are cached.
-    #[arg(long, value_name = "DIR", env = "UFORGE_CACHE_DIR")]
-    pub cache_dir: Option<PathBuf>,
-    /// Keyring that signs the repositories (default: the Debian archive keyring).
-    #[arg(long, value_name = "FILE")]
-    pub keyring: Option<PathBuf>,
     /// Print no progress.
     #[arg(short, long)]
     pub quiet: bool,
@@ -139,15 +133,12 @@ pub fn build(a: &BuildArgs, json_out: bool) -> Result<()> {
     } else {
         std::fs::create_dir_all(&a.output)
             .with_context(|| format!("cannot create {}", a.output.display()))?;
-        let name = header
-            .machine
-            .hostname
-            .clone()
-            .filter(|h| !h.is_empty() && !h.contains('/'))
-            .unwrap_or_else(|| "image".into());
         formats
             .iter()
-            .map(|f| a.output.join(format!("{name}.{}", f.extension())))
+            .map(|f| {
+                a.output
+                    .join(naming::file_name(&header.machine, *f, "image"))
+            })
             .collect()
     };
     for o in &outputs {
@@ -158,12 +149,6 @@ pub fn build(a: &BuildArgs, json_out: bool) -> Result<()> {
             );
         }
     }
-    let cache_dir = a.cache_dir.clone().unwrap_or_else(repo::default_cache_dir);
-    let opts = repo::RepoOptions {
-        cache_dir: cache_dir.clone(),
-        keyring: a.keyring.clone(),
-        archs: repo::archs_of(&header),
-    };
     let progress = PhaseLog {
         start: std::time::Instant::now(),
         quiet: a.quiet,
@@ -172,60 +157,28 @@ pub fn build(a: &BuildArgs, json_out: bool) -> Result<()> {
     let work = scratch(a.work_dir.as_deref(), &a.output, "build")?;
 
     let analysis = match &a.analysis {
-        Some(p) => {
-            let f = File::open(p).with_context(|| format!("cannot open {}", p.display()))?;
-            Analysis::read_json(f, &p.display().to_string())?
-        }
-        None => {
-            let repos = repo::open_sources(&a.repos, &opts, &progress)?;
-            let refs: Vec<&dyn repo::RepoIndex> = repos.iter().map(|r| r.as_ref()).collect();
-            let report = a.report.clone();
-            analysis::analyze(&|| ReportReader::open(&report), &refs, &[], &progress)
-                .with_context(|| format!("analysis of {} failed", a.report.display()))?
-        }
+        Some(p) => Analysis::open(p)?,
+        None => analysis::analyze_report(&a.report, &a.sources, &[], &progress)
+            .with_context(|| format!("analysis of {} failed", a.report.display()))?,
     };
-    let expected = analysis.expected(ReportReader::open(&a.report)?)?;
-    let overlay = File::open(&a.overlay)
-        .with_context(|| format!("cannot open the overlay {}", a.overlay.display()))?;
-    // The overlay's contents are stored unpacked (sparse files at full size) before the build.
-    let stored: u64 = expected
-        .values()
-        .filter(|e| e.kind == uforge_core::model::FileKind::File)
-        .map(|e| e.size)
-        .sum();
-    image::check_space(&work.0, stored + (64 << 20))?;
     let blobs = LocalBlobStore::open(work.0.join("blobs"))?;
-    read_overlay(overlay, &expected, &blobs, &ReadLimits::default())
-        .with_context(|| format!("cannot take in the overlay {}", a.overlay.display()))?;
-
-    drop(expected);
-    let recreated = work.0.join("recreated");
-    if !analysis.missing_packages.is_empty() {
-        recreate::recreate_packages(&a.report, &analysis.missing_packages, &blobs, &recreated)
-            .context("cannot recreate the packages no repository has")?;
-    }
-    let res = image::build(
-        &BuildSpec {
-            report: &a.report,
-            blobs: &blobs,
-            sources: a.repos.clone(),
-            local_repos: vec![recreated],
-            format: formats[0],
-            target,
-            network,
-            work_dir: &work.0.join("build"),
-            output: &outputs[0],
-            cache_dir,
-            keyring: a.keyring.clone(),
-            extra_outputs: formats[1..]
-                .iter()
-                .copied()
-                .zip(outputs[1..].iter().cloned())
-                .collect(),
-        },
-        &progress,
-    )
-    .with_context(|| format!("cannot build the {} image", a.format))?;
+    let spec = BuildSpec {
+        report: &a.report,
+        blobs: &blobs,
+        sources: &a.sources,
+        format: formats[0],
+        target,
+        network,
+        work_dir: &work.0.join("build"),
+        output: &outputs[0],
+        extra_outputs: formats[1..]
+            .iter()
+            .copied()
+            .zip(outputs[1..].iter().cloned())
+            .collect(),
+    };
+    let res = image::build_from_overlay(&a.overlay, &analysis, &spec, &progress)
+        .with_context(|| format!("cannot build the {} image", a.format))?;
     let log_json = serde_json::to_vec_pretty(&res.tuning_log)?;
     let log_path = sidecar(&outputs[0]);
     for o in &outputs {

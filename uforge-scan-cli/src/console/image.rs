@@ -13,8 +13,8 @@ use clap::Subcommand;
 use serde_json::{json, Value};
 use uforge_client::{Client, ClientError};
 
+use super::{emit, items, s};
 use crate::connect::ConnectArgs;
-use crate::{emit, items, s};
 
 /// How often `--wait` asks the server how a job is doing.
 const POLL: Duration = Duration::from_secs(2);
@@ -28,10 +28,10 @@ const UNREACHABLE_POLLS: u32 = 15;
 pub enum ImageCmd {
     /// Build an image on this machine from a report and its overlay, without a server
     /// (needs root: loop devices, mounts, chroots).
-    Build(Box<crate::image_local::BuildArgs>),
+    Build(Box<super::image_local::BuildArgs>),
     /// List every difference between an image's filesystem and the scanned machine that the
     /// image's tuning log does not explain; exit status 1 if there is any.
-    Verify(crate::image_local::VerifyArgs),
+    Verify(super::image_local::VerifyArgs),
     /// Ask the server to build an image of a complete scan (the job runs in the background).
     Generate {
         /// Scan id.
@@ -84,8 +84,8 @@ pub enum ImageCmd {
 pub fn run(cmd: ImageCmd, connect: &ConnectArgs, json: bool) -> Result<()> {
     match cmd {
         // Local subcommands need no server.
-        ImageCmd::Build(a) => crate::image_local::build(&a, json),
-        ImageCmd::Verify(a) => crate::image_local::verify(&a, json),
+        ImageCmd::Build(a) => super::image_local::build(&a, json),
+        ImageCmd::Verify(a) => super::image_local::verify(&a, json),
         remote => run_remote(remote, connect, json),
     }
 }

@@ -1,8 +1,16 @@
-//! Command-line definitions, kept apart from what the commands do.
+//! `uforge-scan`, the agent that runs on the source machine: its command line, and one module
+//! per group of commands.
+
+mod analyze;
+mod run;
+mod scan;
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
+use uforge_core::repo::Sources;
+use uforge_core::scan::ScanOptions;
 
 use crate::connect::ConnectArgs;
 
@@ -58,22 +66,13 @@ pub enum Command {
 /// Arguments of `scan`.
 #[derive(Debug, Args)]
 pub struct ScanArgs {
-    /// Root directory to scan: `/` for this machine, or a mounted disk or chroot.
-    #[arg(long, default_value = "/", value_name = "DIR")]
-    pub root: PathBuf,
-    /// Leave out a file or directory (a path inside the root). Repeat for several.
-    #[arg(short = 'e', long = "exclude", value_name = "PATH")]
-    pub exclude: Vec<PathBuf>,
+    /// What to scan.
+    #[command(flatten)]
+    pub scan: ScanOptions,
     /// Write the report here: JSON when the name ends in `.json`, the compact native form
     /// otherwise.
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     pub output: PathBuf,
-    /// Scan /proc, /sys, /dev, /run, /tmp and the other default exclusions too.
-    #[arg(long)]
-    pub no_default_excludes: bool,
-    /// Threads that read and checksum files (default: one per core).
-    #[arg(long, value_name = "N", default_value_t = 0)]
-    pub threads: usize,
     /// Print no progress and no summary.
     #[arg(short, long)]
     pub quiet: bool,
@@ -95,19 +94,12 @@ pub struct AnalyzeArgs {
     /// The report to analyse.
     #[arg(long, value_name = "REPORT")]
     pub report: PathBuf,
-    /// A repository in sources.list syntax: `deb [options] URI SUITE [COMPONENT...]`, or
-    /// `deb [trusted=yes] file:/path ./` for a flat local repository. Repeat for several.
-    #[arg(long = "repo", value_name = "LINE", required = true)]
-    pub repos: Vec<String>,
+    /// The repositories to analyse against.
+    #[command(flatten)]
+    pub sources: Sources,
     /// An earlier report of the same machine: what it holds is not shipped again.
     #[arg(long, value_name = "REPORT")]
     pub previous: Vec<PathBuf>,
-    /// Keyring that signs the repositories (default: the Debian archive keyring).
-    #[arg(long, value_name = "FILE")]
-    pub keyring: Option<PathBuf>,
-    /// Where repository indexes and packages are cached.
-    #[arg(long, value_name = "DIR", env = "UFORGE_CACHE_DIR")]
-    pub cache_dir: Option<PathBuf>,
     /// Write the analysis (JSON) here; `-` for standard output.
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     pub output: PathBuf,
@@ -157,16 +149,41 @@ pub struct RunArgs {
     /// Machine name on the server.
     #[arg(short = 'n', long = "name", value_name = "NAME")]
     pub name: String,
-    /// Root directory to scan.
-    #[arg(long, default_value = "/", value_name = "DIR")]
-    pub root: PathBuf,
-    /// Leave out a file or directory (a path inside the root). Repeat for several.
-    #[arg(short = 'e', long = "exclude", value_name = "PATH")]
-    pub exclude: Vec<PathBuf>,
-    /// Threads that read and checksum files (default: one per core).
-    #[arg(long, value_name = "N", default_value_t = 0)]
-    pub threads: usize,
+    /// What to scan.
+    #[command(flatten)]
+    pub scan: ScanOptions,
     /// Print no progress and no summary.
     #[arg(short, long)]
     pub quiet: bool,
+}
+
+/// The name and version recorded in the reports the agent writes.
+fn tool() -> String {
+    format!("uforge-scan {}", env!("CARGO_PKG_VERSION"))
+}
+
+/// Runs `uforge-scan` with the process's arguments.
+pub fn main() -> ExitCode {
+    let args = Cli::parse();
+    // Only commands whose output is for reading (`| head`) may end quietly on a closed pipe;
+    // for a report, an overlay or a network upload a broken pipe is a real failure.
+    let lenient = matches!(args.command, Command::ExportJson(_) | Command::Compare(_));
+    let result = match args.command {
+        Command::Scan(a) => scan::scan(a),
+        Command::ExportJson(a) => scan::export_json(a),
+        Command::Analyze(a) => analyze::analyze(a),
+        Command::Overlay(a) => analyze::overlay(a),
+        Command::Compare(a) => analyze::compare(a),
+        Command::Run(a) => run::run(a),
+    };
+    crate::exit::finish("uforge-scan", result, lenient)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn command_line_is_consistent() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
+    }
 }

@@ -7,12 +7,12 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use uforge_core::analysis::{self, Analysis, PreviousScan};
+use uforge_core::analysis::{self, Analysis};
 use uforge_core::model::RawPath;
 use uforge_core::report::ReportReader;
-use uforge_core::{overlay, rawpath, repo};
+use uforge_core::{overlay, rawpath};
 
-use crate::cli::{AnalyzeArgs, CompareArgs, OverlayArgs};
+use super::{AnalyzeArgs, CompareArgs, OverlayArgs};
 use crate::progress::Bar;
 
 fn open_output(path: &Path) -> Result<Box<dyn Write>> {
@@ -28,27 +28,10 @@ fn open_output(path: &Path) -> Result<Box<dyn Write>> {
     })
 }
 
+/// Runs `analyze`.
 pub fn analyze(a: AnalyzeArgs) -> Result<()> {
-    let header = ReportReader::open(&a.report)
-        .with_context(|| format!("cannot read the report {}", a.report.display()))?
-        .header()
-        .clone();
-    let opts = repo::RepoOptions {
-        cache_dir: a.cache_dir.clone().unwrap_or_else(repo::default_cache_dir),
-        keyring: a.keyring.clone(),
-        archs: repo::archs_of(&header),
-    };
     let bar = Bar::new(a.quiet);
-    let repos = repo::open_sources(&a.repos, &opts, &bar)?;
-    let refs: Vec<&dyn repo::RepoIndex> = repos.iter().map(|r| r.as_ref()).collect();
-    let mut previous = Vec::new();
-    for p in &a.previous {
-        let r = ReportReader::open(p)
-            .with_context(|| format!("cannot read the earlier report {}", p.display()))?;
-        previous.push(PreviousScan::load(r)?);
-    }
-    let report = a.report.clone();
-    let analysis = analysis::analyze(&|| ReportReader::open(&report), &refs, &previous, &bar)
+    let analysis = analysis::analyze_report(&a.report, &a.sources, &a.previous, &bar)
         .with_context(|| format!("analysis of {} failed", a.report.display()))?;
     let mut out = open_output(&a.output)?;
     analysis.write_json(&mut out)?;
@@ -79,10 +62,9 @@ pub fn analyze(a: AnalyzeArgs) -> Result<()> {
     Ok(())
 }
 
+/// Runs `overlay`.
 pub fn overlay(a: OverlayArgs) -> Result<()> {
-    let f = std::fs::File::open(&a.analysis)
-        .with_context(|| format!("cannot open {}", a.analysis.display()))?;
-    let analysis = Analysis::read_json(f, &a.analysis.display().to_string())?;
+    let analysis = Analysis::open(&a.analysis)?;
     let wanted: HashSet<RawPath> = analysis.wanted.into_iter().collect();
     let mut reader = ReportReader::open(&a.report)
         .with_context(|| format!("cannot read the report {}", a.report.display()))?;
@@ -118,6 +100,7 @@ pub fn overlay(a: OverlayArgs) -> Result<()> {
     Ok(())
 }
 
+/// Runs `compare`.
 pub fn compare(a: CompareArgs) -> Result<()> {
     let open = |p: &Path| {
         ReportReader::open(p).with_context(|| format!("cannot read the report {}", p.display()))

@@ -21,7 +21,8 @@ use uforge_core::report::native::NativeWriter;
 use uforge_core::report::ReportReader;
 use uforge_core::scan::{scan, ScanOptions};
 
-use crate::client::{Client, ClientError};
+use crate::client::Client;
+use crate::error::ClientError;
 
 /// What to scan and under which machine name.
 #[derive(Debug, Clone)]

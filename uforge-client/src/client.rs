@@ -14,6 +14,7 @@ use base64::Engine;
 use serde_json::Value;
 use uforge_core::analysis::Analysis;
 
+use crate::error::ClientError;
 use crate::tls::TlsOptions;
 
 /// Who the client is: a token, and the user name it belongs to when known.
@@ -32,55 +33,6 @@ impl std::fmt::Debug for Credentials {
             .field("user", &self.user)
             .field("token", &"<redacted>")
             .finish()
-    }
-}
-
-/// What can go wrong talking to a server.
-#[derive(Debug, thiserror::Error)]
-pub enum ClientError {
-    /// The TLS settings could not be used.
-    #[error("TLS settings: {0}")]
-    Tls(String),
-    /// The server could not be reached (DNS, connection, TLS handshake, broken stream).
-    #[error("cannot reach {url}: {message}")]
-    Transport {
-        /// The request's URL.
-        url: String,
-        /// What failed.
-        message: String,
-    },
-    /// The server answered with an error status.
-    #[error("{method} {url}: HTTP {status}: {message}")]
-    Http {
-        /// The request's method.
-        method: &'static str,
-        /// The request's URL.
-        url: String,
-        /// The HTTP status.
-        status: u16,
-        /// The server's error message.
-        message: String,
-    },
-    /// The server answered something that is not what the API says.
-    #[error("unexpected answer from {url}: {message}")]
-    Protocol {
-        /// The request's URL.
-        url: String,
-        /// What was wrong with it.
-        message: String,
-    },
-    /// A local operation of the library failed (scan, overlay, report).
-    #[error(transparent)]
-    Core(#[from] uforge_core::Error),
-}
-
-impl ClientError {
-    /// The HTTP status when the server answered with an error.
-    pub fn status(&self) -> Option<u16> {
-        match self {
-            ClientError::Http { status, .. } => Some(*status),
-            _ => None,
-        }
     }
 }
 
