@@ -12,7 +12,7 @@ use std::collections::HashSet;
 use std::io::{BufReader, Cursor};
 use std::sync::Arc;
 
-use serde_json::Value;
+use uforge_api::OverlayResult;
 use uforge_core::analysis::Analysis;
 use uforge_core::model::RawPath;
 use uforge_core::overlay::{write_overlay, OverlayStats};
@@ -45,7 +45,7 @@ pub struct RunSummary {
     /// Size of the compressed report sent.
     pub report_bytes: u64,
     /// The server's answer to the overlay (status, stored members, recreated packages).
-    pub result: Value,
+    pub result: OverlayResult,
 }
 
 /// Shares one in-memory report between readers without copying it.
@@ -78,12 +78,7 @@ pub fn run(
             other => break other?,
         }
     };
-    let scan_id = created["id"]
-        .as_i64()
-        .ok_or_else(|| ClientError::Protocol {
-            url: "/scans".into(),
-            message: format!("no scan id in {created}"),
-        })?;
+    let scan_id = created.id;
 
     progress.phase("scan", None);
     let mut sink = NativeWriter::new(Vec::new(), "the report in memory".into())?;

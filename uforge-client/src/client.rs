@@ -1,7 +1,7 @@
 //! An authenticated HTTPS client for the uforge server API (`docs/api.md`).
 //!
-//! Answers are returned as JSON values in the documented shapes, except the analysis, which is
-//! decoded into core's [`Analysis`]. Request bodies that can be large (reports, overlays) are
+//! Answers are the API's types (`uforge-api`), except the analysis, which is decoded into
+//! core's [`Analysis`]. Request bodies that can be large (reports, overlays) are
 //! streamed from any `Read`, and so are downloads (images) to a file.
 
 use std::ffi::OsString;
@@ -11,7 +11,12 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use base64::Engine;
+use serde::de::DeserializeOwned;
 use serde_json::Value;
+use uforge_api::{
+    Comparison, Health, Image, Machine, NewImage, NewRepo, NewScan, OverlayResult, Package, Repo,
+    Scan, TuningLog,
+};
 use uforge_core::analysis::Analysis;
 
 use crate::error::ClientError;
@@ -123,30 +128,42 @@ impl Client {
         }
     }
 
-    fn json(&self, method: &'static str, path: &str, body: Body<'_>) -> Result<Value, ClientError> {
+    /// A request whose answer is a JSON body of type `T`.
+    fn json<T: DeserializeOwned>(
+        &self,
+        method: &'static str,
+        path: &str,
+        body: Body<'_>,
+    ) -> Result<T, ClientError> {
         let url = format!("{}{path}", self.base);
         let resp = self.call(method, path, body)?;
-        if resp.status() == 204 {
-            return Ok(Value::Null);
-        }
         resp.into_json().map_err(|e| ClientError::Protocol {
             url,
-            message: format!("not JSON: {e}"),
+            message: format!("not the API's JSON: {e}"),
         })
     }
 
-    /// Checks the connection and the credentials: `{"status", "version", "user"}`.
-    pub fn health(&self) -> Result<Value, ClientError> {
+    /// A request answered with no body (`204`).
+    fn empty(&self, method: &'static str, path: &str) -> Result<(), ClientError> {
+        self.call(method, path, Body::None).map(drop)
+    }
+
+    /// A JSON request body.
+    fn body(value: &impl serde::Serialize) -> Body<'static> {
+        Body::Json(serde_json::to_value(value).expect("API bodies encode"))
+    }
+
+    /// Checks the connection and the credentials.
+    pub fn health(&self) -> Result<Health, ClientError> {
         self.json("GET", "/health", Body::None)
     }
 
     /// Creates a scan of a machine (or resumes its unfinished one).
-    pub fn create_scan(&self, machine: &str) -> Result<Value, ClientError> {
-        self.json(
-            "POST",
-            "/scans",
-            Body::Json(serde_json::json!({ "machine": machine })),
-        )
+    pub fn create_scan(&self, machine: &str) -> Result<Scan, ClientError> {
+        let new = NewScan {
+            machine: machine.to_string(),
+        };
+        self.json("POST", "/scans", Self::body(&new))
     }
 
     /// Uploads a scan's report (native or JSON, streamed) and returns the server's analysis.
@@ -160,7 +177,11 @@ impl Client {
     }
 
     /// Streams a scan's overlay tar; the answer tells what was stored and recreated.
-    pub fn put_overlay(&self, scan: i64, overlay: &mut dyn Read) -> Result<Value, ClientError> {
+    pub fn put_overlay(
+        &self,
+        scan: i64,
+        overlay: &mut dyn Read,
+    ) -> Result<OverlayResult, ClientError> {
         self.json(
             "PUT",
             &format!("/scans/{scan}/overlay"),
@@ -169,7 +190,7 @@ impl Client {
     }
 
     /// The user's scans, newest first, optionally of one machine.
-    pub fn scans(&self, machine: Option<&str>) -> Result<Value, ClientError> {
+    pub fn scans(&self, machine: Option<&str>) -> Result<Vec<Scan>, ClientError> {
         match machine {
             Some(m) => self.json("GET", &format!("/scans?machine={}", encode(m)), Body::None),
             None => self.json("GET", "/scans", Body::None),
@@ -177,7 +198,7 @@ impl Client {
     }
 
     /// One scan.
-    pub fn scan(&self, id: i64) -> Result<Value, ClientError> {
+    pub fn scan(&self, id: i64) -> Result<Scan, ClientError> {
         self.json("GET", &format!("/scans/{id}"), Body::None)
     }
 
@@ -192,48 +213,45 @@ impl Client {
     }
 
     /// Differences between two scans.
-    pub fn compare(&self, a: i64, b: i64) -> Result<Value, ClientError> {
+    pub fn compare(&self, a: i64, b: i64) -> Result<Comparison, ClientError> {
         self.json("GET", &format!("/scans/{a}/compare/{b}"), Body::None)
     }
 
     /// Deletes a scan.
     pub fn delete_scan(&self, id: i64) -> Result<(), ClientError> {
-        self.json("DELETE", &format!("/scans/{id}"), Body::None)
-            .map(drop)
+        self.empty("DELETE", &format!("/scans/{id}"))
     }
 
     /// The user's machines.
-    pub fn machines(&self) -> Result<Value, ClientError> {
+    pub fn machines(&self) -> Result<Vec<Machine>, ClientError> {
         self.json("GET", "/machines", Body::None)
     }
 
     /// Registers a repository by its sources.list line.
-    pub fn repo_add(&self, line: &str) -> Result<Value, ClientError> {
-        self.json(
-            "POST",
-            "/repos",
-            Body::Json(serde_json::json!({ "line": line })),
-        )
+    pub fn repo_add(&self, line: &str) -> Result<Repo, ClientError> {
+        let new = NewRepo {
+            line: line.to_string(),
+        };
+        self.json("POST", "/repos", Self::body(&new))
     }
 
     /// Fetches and verifies a repository's index now.
-    pub fn repo_sync(&self, id: i64) -> Result<Value, ClientError> {
+    pub fn repo_sync(&self, id: i64) -> Result<Repo, ClientError> {
         self.json("POST", &format!("/repos/{id}/sync"), Body::None)
     }
 
     /// The user's repositories.
-    pub fn repos(&self) -> Result<Value, ClientError> {
+    pub fn repos(&self) -> Result<Vec<Repo>, ClientError> {
         self.json("GET", "/repos", Body::None)
     }
 
     /// Removes a repository.
     pub fn repo_delete(&self, id: i64) -> Result<(), ClientError> {
-        self.json("DELETE", &format!("/repos/{id}"), Body::None)
-            .map(drop)
+        self.empty("DELETE", &format!("/repos/{id}"))
     }
 
     /// The packages the server recreated for the user.
-    pub fn packages(&self) -> Result<Value, ClientError> {
+    pub fn packages(&self) -> Result<Vec<Package>, ClientError> {
         self.json("GET", "/packages", Body::None)
     }
 
@@ -246,19 +264,17 @@ impl Client {
         format: &str,
         target: Option<&str>,
         network: Option<&str>,
-    ) -> Result<Value, ClientError> {
-        let mut body = serde_json::json!({ "format": format });
-        if let Some(t) = target {
-            body["target"] = t.into();
-        }
-        if let Some(n) = network {
-            body["network"] = n.into();
-        }
-        self.json("POST", &format!("/scans/{scan}/images"), Body::Json(body))
+    ) -> Result<Image, ClientError> {
+        let new = NewImage {
+            format: format.to_string(),
+            target: target.map(str::to_string),
+            network: network.map(str::to_string),
+        };
+        self.json("POST", &format!("/scans/{scan}/images"), Self::body(&new))
     }
 
     /// The user's image jobs, newest first, optionally those of one scan.
-    pub fn list_images(&self, scan: Option<i64>) -> Result<Value, ClientError> {
+    pub fn list_images(&self, scan: Option<i64>) -> Result<Vec<Image>, ClientError> {
         match scan {
             Some(s) => self.json("GET", &format!("/images?scan={s}"), Body::None),
             None => self.json("GET", "/images", Body::None),
@@ -266,12 +282,12 @@ impl Client {
     }
 
     /// One image job: status, phase, progress, error, size, SHA-256...
-    pub fn image(&self, id: i64) -> Result<Value, ClientError> {
+    pub fn image(&self, id: i64) -> Result<Image, ClientError> {
         self.json("GET", &format!("/images/{id}"), Body::None)
     }
 
     /// The tuning log of a finished image: every change the build made to the scanned files.
-    pub fn tuning_log(&self, id: i64) -> Result<Value, ClientError> {
+    pub fn tuning_log(&self, id: i64) -> Result<TuningLog, ClientError> {
         self.json("GET", &format!("/images/{id}/tuning-log"), Body::None)
     }
 
@@ -287,7 +303,7 @@ impl Client {
         let announced = resp
             .header("Content-Length")
             .and_then(|v| v.trim().parse::<u64>().ok());
-        let expected = meta["size"].as_u64().or(announced);
+        let expected = meta.size.and_then(|s| u64::try_from(s).ok()).or(announced);
         let partial = partial_path(path);
         let result = (|| {
             let received = save(resp.into_reader(), &partial, &url)?;
@@ -314,8 +330,7 @@ impl Client {
 
     /// Deletes an image job and its file (refused while it is being built).
     pub fn delete_image(&self, id: i64) -> Result<(), ClientError> {
-        self.json("DELETE", &format!("/images/{id}"), Body::None)
-            .map(drop)
+        self.empty("DELETE", &format!("/images/{id}"))
     }
 }
 

@@ -5,7 +5,7 @@ use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::Path;
 
-use serde_json::{json, Value};
+use uforge_api::ScanSummary;
 use uforge_core::analysis::Analysis;
 use uforge_core::report::native::{NativeWriter, MAGIC};
 use uforge_core::report::ReportReader;
@@ -90,16 +90,17 @@ pub fn write_analysis(a: &Analysis, dest: &Path) -> Result<()> {
 }
 
 /// The totals kept in the database and shown with a scan.
-pub fn summary(a: &Analysis) -> Value {
-    json!({
-        "packages": a.stats.packages,
-        "entries": a.stats.entries,
-        "missing_packages": a.missing_packages.len(),
-        "modified_files": a.modified_files.len(),
-        "deleted_files": a.deleted_files.len(),
-        "unknown_files": a.unknown_files.len(),
-        "wanted": a.wanted.len(),
-        "wanted_bytes": a.stats.wanted_bytes,
-        "held": a.stats.held,
-    })
+pub fn summary(a: &Analysis) -> ScanSummary {
+    let n = |v: usize| v as u64;
+    ScanSummary {
+        packages: a.stats.packages,
+        entries: a.stats.entries,
+        missing_packages: n(a.missing_packages.len()),
+        modified_files: n(a.modified_files.len()),
+        deleted_files: n(a.deleted_files.len()),
+        unknown_files: n(a.unknown_files.len()),
+        wanted: n(a.wanted.len()),
+        wanted_bytes: a.stats.wanted_bytes,
+        held: a.stats.held,
+    }
 }

@@ -393,6 +393,11 @@ fn pretend_built(s: &Server, id: i64, file: &str, data: &[u8], tuning_log: &Valu
     ));
 }
 
+/// A client's typed answer as the JSON the server sent.
+fn v(answer: impl serde::Serialize) -> Value {
+    serde_json::to_value(answer).unwrap()
+}
+
 fn finished_image_is_served(b: Backend) {
     let s = Server::start_with(
         b,
@@ -408,15 +413,15 @@ fn finished_image_is_served(b: Backend) {
     assert_eq!(err.status(), Some(400), "{err}");
     assert!(err.to_string().contains("floppy"), "{err}");
 
-    let job = alice
+    let job = v(alice
         .create_image(scan, "qcow2", Some("openstack"), Some("dhcp"))
-        .unwrap();
+        .unwrap());
     let id = job["id"].as_i64().unwrap();
     assert_eq!(job["target"], "openstack");
     assert_eq!(job["network"], "dhcp");
-    assert_eq!(alice.image(id).unwrap(), job);
-    assert_eq!(ids(&alice.list_images(Some(scan)).unwrap()), [id]);
-    assert_eq!(alice.list_images(Some(scan + 1000)).unwrap(), json!([]));
+    assert_eq!(v(alice.image(id).unwrap()), job);
+    assert_eq!(ids(&v(alice.list_images(Some(scan)).unwrap())), [id]);
+    assert_eq!(v(alice.list_images(Some(scan + 1000)).unwrap()), json!([]));
 
     // Not done: the download is refused and leaves no file, finished or partial.
     let out = s.tmp.path().join("web01.qcow2");
@@ -443,7 +448,7 @@ fn finished_image_is_served(b: Backend) {
     ]});
     pretend_built(&s, id, "web01.qcow2", &data, &tuning);
 
-    let job = alice.image(id).unwrap();
+    let job = v(alice.image(id).unwrap());
     assert_eq!(job["status"], "done");
     assert_eq!(job["progress"]["percent"], 100);
     assert_eq!(job["size"], data.len());
@@ -452,7 +457,7 @@ fn finished_image_is_served(b: Backend) {
         job["download_url"],
         format!("/api/v1/images/{id}/download").as_str()
     );
-    assert_eq!(alice.tuning_log(id).unwrap(), tuning);
+    assert_eq!(v(alice.tuning_log(id).unwrap()), tuning);
 
     // Streamed with its length and a file name.
     let r = s.admin().get(&format!("/images/{id}/download")).expect(200);

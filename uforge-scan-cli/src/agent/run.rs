@@ -46,10 +46,8 @@ pub fn run(args: RunArgs) -> Result<()> {
             a.unknown_files.len(),
             a.stats.held
         );
-        if let Some(r) = summary.result["recreated"].as_array() {
-            for p in r {
-                eprintln!("  recreated {}", p["file"].as_str().unwrap_or("?"));
-            }
+        for p in &summary.result.recreated {
+            eprintln!("  recreated {}", p.file);
         }
     }
     Ok(())

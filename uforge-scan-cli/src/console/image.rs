@@ -8,12 +8,15 @@ use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
+use anyhow::Context;
+use anyhow::{bail, Result};
 use clap::Subcommand;
-use serde_json::{json, Value};
+use serde_json::json;
+use uforge_api::{Image, ImageStatus};
 use uforge_client::{Client, ClientError};
 
-use super::{emit, items, s};
+use super::emit;
+use super::tables::{self, mib, progress_line};
 use crate::connect::ConnectArgs;
 
 /// How often `--wait` asks the server how a job is doing.
@@ -105,20 +108,19 @@ fn run_remote(cmd: ImageCmd, connect: &ConnectArgs, json: bool) -> Result<()> {
         } => {
             let job = client.create_image(scan, &format, target.as_deref(), network.as_deref())?;
             if wait {
-                let id = job_id(&job)?;
-                finish(&follow(&client, id)?, json)
+                finish(&follow(&client, job.id)?, json)
             } else {
-                emit(json, &job, detail)
+                emit(json, &job, tables::image)
             }
         }
         ImageCmd::Status { id, wait } => {
             if wait {
                 finish(&follow(&client, id)?, json)
             } else {
-                emit(json, &client.image(id)?, detail)
+                emit(json, &client.image(id)?, tables::image)
             }
         }
-        ImageCmd::List { scan } => emit(json, &client.list_images(scan)?, rows),
+        ImageCmd::List { scan } => emit(json, &client.list_images(scan)?, tables::images),
         ImageCmd::Download { id, output } => download(&client, id, output, json),
         ImageCmd::Delete { id } => {
             client.delete_image(id)?;
@@ -127,34 +129,28 @@ fn run_remote(cmd: ImageCmd, connect: &ConnectArgs, json: bool) -> Result<()> {
     }
 }
 
-fn job_id(job: &Value) -> Result<i64> {
-    job["id"]
-        .as_i64()
-        .with_context(|| format!("the server's answer names no image id: {job}"))
-}
-
 /// Prints a job that has ended; an error (after the job is printed) if it failed.
-fn finish(job: &Value, json: bool) -> Result<()> {
-    emit(json, job, detail)?;
-    if job["status"] == "failed" {
+fn finish(job: &Image, json: bool) -> Result<()> {
+    emit(json, job, tables::image)?;
+    if job.status == ImageStatus::Failed {
         bail!(
             "image {} failed: {}",
-            s(&job["id"]),
-            job["error"].as_str().unwrap_or("no reason given")
+            job.id,
+            job.error.as_deref().unwrap_or("no reason given")
         );
     }
     Ok(())
 }
 
 /// Polls a job until it is `done` or `failed`, drawing a progress line on a terminal.
-fn follow(client: &Client, id: i64) -> Result<Value> {
+fn follow(client: &Client, id: i64) -> Result<Image> {
     let live = std::io::stderr().is_terminal();
     let mut unreachable = 0;
     loop {
         match client.image(id) {
             Ok(job) => {
                 unreachable = 0;
-                let ended = matches!(job["status"].as_str(), Some("done" | "failed"));
+                let ended = job.status.is_final();
                 if live {
                     let mut err = std::io::stderr().lock();
                     // Carriage return and clear-line: the line is redrawn in place.
@@ -180,40 +176,10 @@ fn follow(client: &Client, id: i64) -> Result<Value> {
     }
 }
 
-/// One line saying where a job is: `image 7: running [2/5] install 41% (1234 files, 56.0 MiB)`.
-fn progress_line(job: &Value) -> String {
-    let mut line = format!("image {}: {}", s(&job["id"]), s(&job["status"]));
-    let p = &job["progress"];
-    if job["status"] == "running" {
-        if let Some(phase) = job["phase"].as_str() {
-            match (p["step"].as_u64(), p["steps"].as_u64()) {
-                (Some(n), Some(of)) => line.push_str(&format!(" [{n}/{of}] {phase}")),
-                _ => line.push_str(&format!(" {phase}")),
-            }
-        }
-        if let Some(pc) = p["percent"].as_u64() {
-            line.push_str(&format!(" {pc}%"));
-        }
-        let (files, bytes) = (p["files"].as_u64(), p["bytes"].as_u64());
-        if files.unwrap_or(0) > 0 || bytes.unwrap_or(0) > 0 {
-            line.push_str(&format!(
-                " ({} files, {})",
-                files.unwrap_or(0),
-                mib(bytes.unwrap_or(0))
-            ));
-        }
-    }
-    line
-}
-
-fn mib(bytes: u64) -> String {
-    format!("{:.1} MiB", bytes as f64 / 1048576.0)
-}
-
 /// The server's file name if it is a plain one (it comes from the network: no directories, no
 /// hidden files), `image-ID` otherwise.
-fn default_name(job: &Value, id: i64) -> PathBuf {
-    match job["file"].as_str() {
+fn default_name(job: &Image, id: i64) -> PathBuf {
+    match job.file.as_deref() {
         Some(f) if !f.is_empty() && !f.starts_with('.') && !f.contains(['/', '\\', '\0']) => {
             PathBuf::from(f)
         }
@@ -234,7 +200,7 @@ fn download(client: &Client, id: i64, output: Option<PathBuf>, json: bool) -> Re
     emit(json, &done, |v| {
         vec![format!(
             "{} ({})",
-            s(&v["file"]),
+            v["file"].as_str().unwrap_or("-"),
             mib(v["size"].as_u64().unwrap_or(0))
         )]
     })
@@ -250,82 +216,53 @@ fn refuse_existing(path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// The table form of one job.
-fn detail(x: &Value) -> Vec<String> {
-    let mut rows = vec![
-        format!("image      {}", s(&x["id"])),
-        format!("scan       {} ({})", s(&x["scan"]), s(&x["machine"])),
-        format!(
-            "format     {} for {}, network {}",
-            s(&x["format"]),
-            s(&x["target"]),
-            s(&x["network"])
-        ),
-        format!(
-            "status     {}",
-            progress_line(x).split_once(": ").map_or("", |p| p.1)
-        ),
-    ];
-    if x["status"] != "running" && !x["phase"].is_null() {
-        rows.push(format!("phase      {}", s(&x["phase"])));
-    }
-    if !x["error"].is_null() {
-        rows.push(format!("error      {}", s(&x["error"])));
-    }
-    if let Some(size) = x["size"].as_u64() {
-        rows.push(format!("file       {} ({})", s(&x["file"]), mib(size)));
-        rows.push(format!("sha256     {}", s(&x["sha256"])));
-    }
-    rows.push(format!("created    {}", s(&x["created_at"])));
-    rows.push(format!("started    {}", s(&x["started_at"])));
-    rows.push(format!("finished   {}", s(&x["finished_at"])));
-    rows
-}
-
-/// The table form of a list of jobs.
-fn rows(v: &Value) -> Vec<String> {
-    let mut rows = vec![format!(
-        "{:>5}  {:>5}  {:<20} {:<14} {:<9} {:<8} {:<9} {:>10}  CREATED",
-        "ID", "SCAN", "MACHINE", "FORMAT", "TARGET", "STATUS", "PHASE", "SIZE"
-    )];
-    for x in items(v) {
-        rows.push(format!(
-            "{:>5}  {:>5}  {:<20} {:<14} {:<9} {:<8} {:<9} {:>10}  {}",
-            s(&x["id"]),
-            s(&x["scan"]),
-            s(&x["machine"]),
-            s(&x["format"]),
-            s(&x["target"]),
-            s(&x["status"]),
-            s(&x["phase"]),
-            x["size"].as_u64().map(mib).unwrap_or_else(|| "-".into()),
-            s(&x["created_at"])
-        ));
-    }
-    rows
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Value;
+
+    /// A job as the server sends it, with the fields given in `fields` and defaults for the
+    /// others.
+    fn job(fields: Value) -> Image {
+        let mut v = json!({
+            "id": 1, "scan": 1, "machine": "web01", "format": "qcow2", "target": "kvm",
+            "network": "keep", "status": "queued", "phase": null,
+            "progress": {"step": null, "steps": 5, "files": 0, "bytes": 0,
+                         "total_bytes": null, "percent": null},
+            "error": null, "file": null, "size": null, "sha256": null,
+            "created_at": "2026-01-01T00:00:00Z", "started_at": null, "finished_at": null,
+            "download_url": null, "tuning_log_url": null,
+        });
+        for (k, x) in fields.as_object().unwrap() {
+            match (k.as_str(), x) {
+                ("progress", Value::Object(p)) => {
+                    for (pk, px) in p {
+                        v["progress"][pk] = px.clone();
+                    }
+                }
+                _ => v[k] = x.clone(),
+            }
+        }
+        serde_json::from_value(v).unwrap()
+    }
 
     #[test]
     fn progress_lines() {
-        let job = json!({
+        let running = job(json!({
             "id": 7, "status": "running", "phase": "install",
             "progress": {"step": 2, "steps": 5, "percent": 41, "files": 12, "bytes": 3145728}
-        });
+        }));
         assert_eq!(
-            progress_line(&job),
+            progress_line(&running),
             "image 7: running [2/5] install 41% (12 files, 3.0 MiB)"
         );
-        let queued = json!({"id": 8, "status": "queued", "phase": null, "progress": {}});
+        let queued = job(json!({"id": 8, "status": "queued", "phase": null, "progress": {}}));
         assert_eq!(progress_line(&queued), "image 8: queued");
     }
 
     #[test]
     fn server_file_names_stay_in_the_directory() {
-        let named = |f: Value| default_name(&json!({ "file": f }), 3);
+        let named = |f: Value| default_name(&job(json!({ "file": f })), 3);
         assert_eq!(named(json!("web01.qcow2")), Path::new("web01.qcow2"));
         for bad in [
             json!("../x"),

@@ -4,13 +4,14 @@
 
 mod image;
 mod image_local;
+mod tables;
 
 use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
-use serde_json::Value;
+use serde::Serialize;
 
 use crate::connect::ConnectArgs;
 
@@ -118,34 +119,34 @@ fn run(cli: Cli) -> Result<()> {
         other => other,
     };
     let client = cli.connect.client()?;
-    let (value, table): (Value, fn(&Value) -> Vec<String>) = match command {
-        Command::Scan(ScanCmd::List { machine }) => (client.scans(machine.as_deref())?, scan_rows),
-        Command::Scan(ScanCmd::Show { id }) => (client.scan(id)?, scan_detail),
-        Command::Scan(ScanCmd::Compare { a, b }) => (client.compare(a, b)?, compare_rows),
+    let json = cli.json;
+    match command {
+        Command::Scan(ScanCmd::List { machine }) => {
+            emit(json, &client.scans(machine.as_deref())?, tables::scans)
+        }
+        Command::Scan(ScanCmd::Show { id }) => emit(json, &client.scan(id)?, tables::scan),
+        Command::Scan(ScanCmd::Compare { a, b }) => {
+            emit(json, &client.compare(a, b)?, tables::comparison)
+        }
         Command::Scan(ScanCmd::Delete { id }) => {
             client.delete_scan(id)?;
-            (serde_json::json!({ "deleted": id }), |_| {
-                vec!["deleted".into()]
-            })
+            deleted(json, id)
         }
-        Command::Repo(RepoCmd::Add { line }) => (client.repo_add(&line)?, repo_one),
-        Command::Repo(RepoCmd::Sync { id }) => (client.repo_sync(id)?, repo_one),
-        Command::Repo(RepoCmd::List) => (client.repos()?, repo_rows),
+        Command::Repo(RepoCmd::Add { line }) => emit(json, &client.repo_add(&line)?, tables::repo),
+        Command::Repo(RepoCmd::Sync { id }) => emit(json, &client.repo_sync(id)?, tables::repo),
+        Command::Repo(RepoCmd::List) => emit(json, &client.repos()?, tables::repos),
         Command::Repo(RepoCmd::Delete { id }) => {
             client.repo_delete(id)?;
-            (serde_json::json!({ "deleted": id }), |_| {
-                vec!["deleted".into()]
-            })
+            deleted(json, id)
         }
-        Command::Machine(MachineCmd::List) => (client.machines()?, machine_rows),
-        Command::Package(PackageCmd::List) => (client.packages()?, package_rows),
+        Command::Machine(MachineCmd::List) => emit(json, &client.machines()?, tables::machines),
+        Command::Package(PackageCmd::List) => emit(json, &client.packages()?, tables::packages),
         Command::Image(_) => unreachable!("handled above"),
-    };
-    emit(cli.json, &value, table)
+    }
 }
 
 /// Prints an answer: pretty JSON with `--json`, else the lines `table` makes of it.
-fn emit(json: bool, value: &Value, table: fn(&Value) -> Vec<String>) -> Result<()> {
+fn emit<T: Serialize>(json: bool, value: &T, table: fn(&T) -> Vec<String>) -> Result<()> {
     let mut out = std::io::stdout().lock();
     if json {
         serde_json::to_writer_pretty(&mut out, value)?;
@@ -158,122 +159,11 @@ fn emit(json: bool, value: &Value, table: fn(&Value) -> Vec<String>) -> Result<(
     Ok(())
 }
 
-fn s(v: &Value) -> String {
-    match v {
-        Value::Null => "-".into(),
-        Value::String(s) => s.clone(),
-        v => v.to_string(),
-    }
-}
-
-fn items(v: &Value) -> &[Value] {
-    v.as_array().map(Vec::as_slice).unwrap_or_default()
-}
-
-fn scan_rows(v: &Value) -> Vec<String> {
-    let mut rows = vec![format!(
-        "{:>6}  {:<20} {:<9} {:<25} {:>8} {:>8}",
-        "ID", "MACHINE", "STATUS", "CREATED", "ENTRIES", "WANTED"
-    )];
-    for x in items(v) {
-        rows.push(format!(
-            "{:>6}  {:<20} {:<9} {:<25} {:>8} {:>8}",
-            s(&x["id"]),
-            s(&x["machine"]),
-            s(&x["status"]),
-            s(&x["created_at"]),
-            s(&x["summary"]["entries"]),
-            s(&x["summary"]["wanted"])
-        ));
-    }
-    rows
-}
-
-fn scan_detail(x: &Value) -> Vec<String> {
-    let mut rows = vec![
-        format!("scan       {}", s(&x["id"])),
-        format!("machine    {}", s(&x["machine"])),
-        format!("status     {}", s(&x["status"])),
-        format!("created    {}", s(&x["created_at"])),
-        format!("completed  {}", s(&x["completed_at"])),
-    ];
-    if let Some(m) = x["summary"].as_object() {
-        for (k, v) in m {
-            rows.push(format!("{k:<10} {}", s(v)));
-        }
-    }
-    rows
-}
-
-fn compare_rows(v: &Value) -> Vec<String> {
-    let mut rows = Vec::new();
-    for p in items(&v["packages"]) {
-        rows.push(format!(
-            "package {:<40} {} -> {}",
-            s(&p["name"]),
-            s(&p["before"]),
-            s(&p["after"])
-        ));
-    }
-    for f in items(&v["files"]) {
-        let path = f["path"]
-            .as_str()
-            .map(str::to_string)
-            .unwrap_or_else(|| s(&f["path_b64"]));
-        rows.push(format!("{:<8} {path} {}", s(&f["status"]), s(&f["what"])));
-    }
-    rows
-}
-
-fn repo_one(v: &Value) -> Vec<String> {
-    repo_rows(&Value::Array(vec![v.clone()]))
-}
-
-fn repo_rows(v: &Value) -> Vec<String> {
-    let mut rows = vec![format!(
-        "{:>4}  {:>8}  {:<25} LINE",
-        "ID", "PACKAGES", "SYNCED"
-    )];
-    for r in items(v) {
-        rows.push(format!(
-            "{:>4}  {:>8}  {:<25} {}",
-            s(&r["id"]),
-            s(&r["packages"]),
-            s(&r["synced_at"]),
-            s(&r["line"])
-        ));
-    }
-    rows
-}
-
-fn machine_rows(v: &Value) -> Vec<String> {
-    let mut rows = vec![format!("{:<30} {:>6}  LAST SCAN", "MACHINE", "SCANS")];
-    for m in items(v) {
-        rows.push(format!(
-            "{:<30} {:>6}  {}",
-            s(&m["name"]),
-            s(&m["scans"]),
-            s(&m["last_scan"])
-        ));
-    }
-    rows
-}
-
-fn package_rows(v: &Value) -> Vec<String> {
-    let mut rows = vec![format!(
-        "{:<30} {:<20} {:<8} FILE",
-        "NAME", "VERSION", "ARCH"
-    )];
-    for p in items(v) {
-        rows.push(format!(
-            "{:<30} {:<20} {:<8} {}",
-            s(&p["name"]),
-            s(&p["version"]),
-            s(&p["arch"]),
-            s(&p["file"])
-        ));
-    }
-    rows
+/// What a deletion prints.
+fn deleted(json: bool, id: i64) -> Result<()> {
+    emit(json, &serde_json::json!({ "deleted": id }), |_| {
+        vec!["deleted".into()]
+    })
 }
 
 #[cfg(test)]

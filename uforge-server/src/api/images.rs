@@ -10,7 +10,9 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde::Deserialize;
-use serde_json::{json, Value};
+use uforge_api::{
+    ErrorBody, Image as ApiImage, ImageProgress, ImageStatus, NewImage as NewImageBody, TuningLog,
+};
 use uforge_core::image::{phase_step, Format, NetworkPolicy, Target, PHASES};
 
 use super::{db, file_response, parse_id, rfc3339, ApiError, ApiResult, JsonBody, Shared, PREFIX};
@@ -20,44 +22,44 @@ use crate::db::now;
 use crate::db::queries::{self, image_status, status, ImageDeletion};
 use crate::jobs;
 
-/// The JSON form of a job.
-fn image_json(i: &Image, machine: Option<&str>) -> Value {
-    let done = i.status == image_status::DONE;
-    let step = i.phase.as_deref().and_then(phase_step);
+/// The API form of a job.
+fn image_json(i: &Image, machine: Option<&str>) -> ApiResult<ApiImage> {
+    let status: ImageStatus = i.status.parse().map_err(ApiError::internal)?;
+    let done = status == ImageStatus::Done;
     let percent = if done {
         Some(100)
     } else {
         i.progress_total
-            .filter(|t| *t > 0 && i.status == image_status::RUNNING)
+            .filter(|t| *t > 0 && status == ImageStatus::Running)
             .map(|t| (i.progress_bytes.clamp(0, t) as i128 * 100 / t as i128) as i64)
     };
     let url = |tail: &str| done.then(|| format!("{PREFIX}/images/{}/{tail}", i.id));
-    json!({
-        "id": i.id,
-        "scan": i.scan_id,
-        "machine": machine,
-        "format": i.format,
-        "target": i.target,
-        "network": i.network,
-        "status": i.status,
-        "phase": i.phase,
-        "progress": {
-            "step": step,
-            "steps": PHASES.len(),
-            "files": i.progress_files,
-            "bytes": i.progress_bytes,
-            "total_bytes": i.progress_total,
-            "percent": percent,
+    Ok(ApiImage {
+        id: i.id,
+        scan: i.scan_id,
+        machine: machine.map(str::to_string),
+        format: i.format.clone(),
+        target: i.target.clone(),
+        network: i.network.clone(),
+        status,
+        phase: i.phase.clone(),
+        progress: ImageProgress {
+            step: i.phase.as_deref().and_then(phase_step).map(|n| n as u64),
+            steps: PHASES.len() as u64,
+            files: i.progress_files,
+            bytes: i.progress_bytes,
+            total_bytes: i.progress_total,
+            percent,
         },
-        "error": i.error,
-        "file": i.file,
-        "size": i.size,
-        "sha256": i.sha256,
-        "created_at": rfc3339(i.created_at),
-        "started_at": i.started_at.map(rfc3339),
-        "finished_at": i.finished_at.map(rfc3339),
-        "download_url": url("download"),
-        "tuning_log_url": url("tuning-log"),
+        error: i.error.clone(),
+        file: i.file.clone(),
+        size: i.size,
+        sha256: i.sha256.clone(),
+        created_at: rfc3339(i.created_at),
+        started_at: i.started_at.map(rfc3339),
+        finished_at: i.finished_at.map(rfc3339),
+        download_url: url("download"),
+        tuning_log_url: url("tuning-log"),
     })
 }
 
@@ -70,22 +72,29 @@ async fn load(state: &Shared, user: &AuthUser, id: &str) -> ApiResult<(Image, Op
         .ok_or_else(|| ApiError::not_found(format!("no image {id}")))
 }
 
-/// `POST /scans/{id}/images` body.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct NewImageBody {
-    format: String,
-    target: Option<String>,
-    network: Option<String>,
-}
-
-/// Queues an image of a complete scan.
+/// Queue an image of a complete scan.
+///
+/// Answers at once; poll `GET /images/{id}` until the job is `done` or `failed`.
+#[utoipa::path(
+    post,
+    path = "/scans/{id}/images",
+    tag = "images",
+    operation_id = "createImage",
+    params(("id" = i64, Path, description = "Scan id")),
+    request_body = NewImageBody,
+    responses(
+        (status = 202, description = "Queued", body = ApiImage),
+        (status = 400, description = "An unknown format, target or network policy, or a bad body", body = ErrorBody),
+        (status = 404, description = "No such scan of the caller's", body = ErrorBody),
+        (status = 409, description = "The scan is not complete", body = ErrorBody),
+    )
+)]
 pub(crate) async fn create(
     State(state): State<Shared>,
     Extension(user): Extension<AuthUser>,
     Path(scan): Path<String>,
     JsonBody(body): JsonBody<NewImageBody>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<ApiImage>)> {
     let scan_id = parse_id(&scan, "scan")?;
     let uid = user.id;
     let (scan, machine) = db(&state, move |c| queries::scan(c, uid, scan_id))
@@ -126,7 +135,7 @@ pub(crate) async fn create(
     state.jobs.wake();
     Ok((
         StatusCode::ACCEPTED,
-        Json(image_json(&image, Some(&machine))),
+        Json(image_json(&image, Some(&machine))?),
     ))
 }
 
@@ -137,28 +146,50 @@ pub(crate) struct ListQuery {
 }
 
 /// The caller's image jobs, newest first.
+#[utoipa::path(
+    get,
+    path = "/images",
+    tag = "images",
+    operation_id = "listImages",
+    params(("scan" = Option<i64>, Query, description = "Only the images of this scan")),
+    responses(
+        (status = 200, description = "The caller's image jobs, newest first", body = Vec<ApiImage>),
+        (status = 400, description = "A bad query", body = ErrorBody),
+    )
+)]
 pub(crate) async fn list(
     State(state): State<Shared>,
     Extension(user): Extension<AuthUser>,
     query: Result<Query<ListQuery>, QueryRejection>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Vec<ApiImage>>> {
     let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let is = db(&state, move |c| queries::list_images(c, user.id, q.scan)).await?;
-    Ok(Json(Value::Array(
+    Ok(Json(
         is.iter()
             .map(|(i, m)| image_json(i, m.as_deref()))
-            .collect(),
-    )))
+            .collect::<ApiResult<_>>()?,
+    ))
 }
 
-/// One image job.
+/// One image job: status, phase, progress, error, size and digest.
+#[utoipa::path(
+    get,
+    path = "/images/{id}",
+    tag = "images",
+    operation_id = "getImage",
+    params(("id" = i64, Path, description = "Image id")),
+    responses(
+        (status = 200, description = "The job", body = ApiImage),
+        (status = 404, description = "No such image of the caller's", body = ErrorBody),
+    )
+)]
 pub(crate) async fn get_one(
     State(state): State<Shared>,
     Extension(user): Extension<AuthUser>,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<ApiImage>> {
     let (i, m) = load(&state, &user, &id).await?;
-    Ok(Json(image_json(&i, m.as_deref())))
+    Ok(Json(image_json(&i, m.as_deref())?))
 }
 
 fn not_done(i: &Image) -> ApiError {
@@ -173,7 +204,19 @@ fn not_done(i: &Image) -> ApiError {
     ApiError::conflict(why)
 }
 
-/// The tuning log of a finished image.
+/// The tuning log of a finished image: every change the build made to the scanned files.
+#[utoipa::path(
+    get,
+    path = "/images/{id}/tuning-log",
+    tag = "images",
+    operation_id = "getTuningLog",
+    params(("id" = i64, Path, description = "Image id")),
+    responses(
+        (status = 200, description = "The tuning log", body = TuningLog),
+        (status = 404, description = "No such image of the caller's", body = ErrorBody),
+        (status = 409, description = "The image is not done", body = ErrorBody),
+    )
+)]
 pub(crate) async fn tuning_log(
     State(state): State<Shared>,
     Extension(user): Extension<AuthUser>,
@@ -191,7 +234,19 @@ pub(crate) async fn tuning_log(
     }
 }
 
-/// The image file, streamed.
+/// Download a finished image, streamed with its length and file name.
+#[utoipa::path(
+    get,
+    path = "/images/{id}/download",
+    tag = "images",
+    operation_id = "downloadImage",
+    params(("id" = i64, Path, description = "Image id")),
+    responses(
+        (status = 200, description = "The image file", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 404, description = "No such image of the caller's, or its file is gone", body = ErrorBody),
+        (status = 409, description = "The image is not done", body = ErrorBody),
+    )
+)]
 pub(crate) async fn download(
     State(state): State<Shared>,
     Extension(user): Extension<AuthUser>,
@@ -205,7 +260,21 @@ pub(crate) async fn download(
     file_response(&path, "application/octet-stream", Some(file)).await
 }
 
-/// Deletes a job and its file; a running job is refused (it cannot be stopped half way).
+/// Delete an image job and its file.
+///
+/// A running job is refused: it cannot be stopped half way.
+#[utoipa::path(
+    delete,
+    path = "/images/{id}",
+    tag = "images",
+    operation_id = "deleteImage",
+    params(("id" = i64, Path, description = "Image id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, description = "No such image of the caller's", body = ErrorBody),
+        (status = 409, description = "The image is being built", body = ErrorBody),
+    )
+)]
 pub(crate) async fn remove(
     State(state): State<Shared>,
     Extension(user): Extension<AuthUser>,

@@ -3,35 +3,51 @@
 use axum::extract::{Path, State};
 use axum::response::Response;
 use axum::{Extension, Json};
-use serde_json::{json, Value};
+use uforge_api::{ErrorBody, Package};
 
 use super::{db, file_response, ApiError, ApiResult, Shared};
 use crate::auth::AuthUser;
 use crate::db::queries;
 
-/// The caller's recreated packages.
+/// The packages recreated for the caller.
+#[utoipa::path(
+    get,
+    path = "/packages",
+    tag = "packages",
+    operation_id = "listPackages",
+    responses((status = 200, description = "The caller's recreated packages", body = Vec<Package>))
+)]
 pub(crate) async fn list(
     State(state): State<Shared>,
     Extension(user): Extension<AuthUser>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Vec<Package>>> {
     let ps = db(&state, move |c| queries::list_packages(c, user.id)).await?;
-    Ok(Json(Value::Array(
-        ps.iter()
-            .map(|p| {
-                json!({
-                    "name": p.name,
-                    "version": p.version,
-                    "arch": p.arch,
-                    "file": p.file,
-                    "sha256": p.sha256,
-                    "scan": p.scan_id,
-                })
+    Ok(Json(
+        ps.into_iter()
+            .map(|p| Package {
+                name: p.name,
+                version: p.version,
+                arch: p.arch,
+                file: p.file,
+                sha256: p.sha256,
+                scan: p.scan_id,
             })
             .collect(),
-    )))
+    ))
 }
 
-/// One recreated `.deb`.
+/// Download a recreated `.deb`.
+#[utoipa::path(
+    get,
+    path = "/packages/{file}",
+    tag = "packages",
+    operation_id = "downloadPackage",
+    params(("file" = String, Path, description = "The file name `GET /packages` lists")),
+    responses(
+        (status = 200, description = "The package", content_type = "application/vnd.debian.binary-package", body = Vec<u8>),
+        (status = 404, description = "No such package of the caller's", body = ErrorBody),
+    )
+)]
 pub(crate) async fn download(
     State(state): State<Shared>,
     Extension(user): Extension<AuthUser>,

@@ -5,8 +5,7 @@ use std::sync::Arc;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use uforge_api::{ErrorBody, NewRepo, Repo as ApiRepo};
 use uforge_core::repo::{default_fetcher, DebianRepo, RepoOptions, SourceLine};
 
 use super::{blocking, db, parse_id, rfc3339, ApiError, ApiResult, JsonBody, Shared};
@@ -14,27 +13,34 @@ use crate::auth::AuthUser;
 use crate::db::models::Repo;
 use crate::db::{now, queries};
 
-/// `POST /repos` body.
-#[derive(Deserialize)]
-pub(crate) struct NewRepo {
-    line: String,
+fn repo_json(r: &Repo) -> ApiRepo {
+    ApiRepo {
+        id: r.id,
+        line: r.line.clone(),
+        packages: r.packages,
+        synced_at: r.synced_at.map(rfc3339),
+    }
 }
 
-fn repo_json(r: &Repo) -> Value {
-    json!({
-        "id": r.id,
-        "line": r.line,
-        "packages": r.packages,
-        "synced_at": r.synced_at.map(rfc3339),
-    })
-}
-
-/// Registers a sources.list line (checked, not fetched: see sync).
+/// Register a package repository (a sources.list line).
+///
+/// The line is checked, not fetched: sync it before analyses use it.
+#[utoipa::path(
+    post,
+    path = "/repos",
+    tag = "repos",
+    operation_id = "createRepo",
+    request_body = NewRepo,
+    responses(
+        (status = 201, description = "Registered", body = ApiRepo),
+        (status = 400, description = "Not one valid `deb` line, or a bad body", body = ErrorBody),
+    )
+)]
 pub(crate) async fn create(
     State(state): State<Shared>,
     Extension(user): Extension<AuthUser>,
     JsonBody(body): JsonBody<NewRepo>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<ApiRepo>)> {
     let line = body.line.trim().to_string();
     check_line(&line)?;
     let r = db(&state, move |c| queries::add_repo(c, user.id, &line)).await?;
@@ -42,20 +48,39 @@ pub(crate) async fn create(
 }
 
 /// The caller's repositories.
+#[utoipa::path(
+    get,
+    path = "/repos",
+    tag = "repos",
+    operation_id = "listRepos",
+    responses((status = 200, description = "The caller's repositories", body = Vec<ApiRepo>))
+)]
 pub(crate) async fn list(
     State(state): State<Shared>,
     Extension(user): Extension<AuthUser>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Vec<ApiRepo>>> {
     let rs = db(&state, move |c| queries::list_repos(c, user.id)).await?;
-    Ok(Json(Value::Array(rs.iter().map(repo_json).collect())))
+    Ok(Json(rs.iter().map(repo_json).collect()))
 }
 
-/// Fetches, verifies and caches a repository's indexes now, and records its size.
+/// Fetch, verify and cache a repository's index now, and record its size.
+#[utoipa::path(
+    post,
+    path = "/repos/{id}/sync",
+    tag = "repos",
+    operation_id = "syncRepo",
+    params(("id" = i64, Path, description = "Repository id")),
+    responses(
+        (status = 200, description = "Synced", body = ApiRepo),
+        (status = 404, description = "No such repository of the caller's", body = ErrorBody),
+        (status = 502, description = "The repository could not be fetched or verified", body = ErrorBody),
+    )
+)]
 pub(crate) async fn sync(
     State(state): State<Shared>,
     Extension(user): Extension<AuthUser>,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<ApiRepo>> {
     let id = parse_id(&id, "repository")?;
     let r = db(&state, move |c| queries::repo(c, user.id, id))
         .await?
@@ -84,7 +109,18 @@ pub(crate) async fn sync(
     Ok(Json(repo_json(&r)))
 }
 
-/// Forgets a repository.
+/// Remove a repository.
+#[utoipa::path(
+    delete,
+    path = "/repos/{id}",
+    tag = "repos",
+    operation_id = "deleteRepo",
+    params(("id" = i64, Path, description = "Repository id")),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 404, description = "No such repository of the caller's", body = ErrorBody),
+    )
+)]
 pub(crate) async fn remove(
     State(state): State<Shared>,
     Extension(user): Extension<AuthUser>,

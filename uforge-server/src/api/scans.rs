@@ -11,7 +11,10 @@ use axum::http::{header, StatusCode};
 use axum::response::Response;
 use axum::{Extension, Json};
 use serde::Deserialize;
-use serde_json::{json, Value};
+use uforge_api::{
+    AnalysisDocument, Comparison, ErrorBody, Machine, NewScan, OverlayResult, RecreatedRef,
+    Scan as ApiScan, ScanStatus,
+};
 use uforge_core::analysis::{analyze_report, Analysis};
 use uforge_core::overlay::{read_overlay_for, ReadLimits};
 use uforge_core::progress::NoProgress;
@@ -29,14 +32,17 @@ use crate::db::queries::{self, status};
 use crate::pipeline;
 use crate::recreate;
 
-fn scan_json(s: &Scan, machine: &str) -> Value {
-    json!({
-        "id": s.id,
-        "machine": machine,
-        "status": s.status,
-        "created_at": rfc3339(s.created_at),
-        "completed_at": s.completed_at.map(rfc3339),
-        "summary": s.summary.as_deref().and_then(|t| serde_json::from_str::<Value>(t).ok()),
+fn scan_json(s: &Scan, machine: &str) -> ApiResult<ApiScan> {
+    Ok(ApiScan {
+        id: s.id,
+        machine: machine.to_string(),
+        status: s.status.parse::<ScanStatus>().map_err(ApiError::internal)?,
+        created_at: rfc3339(s.created_at),
+        completed_at: s.completed_at.map(rfc3339),
+        summary: s
+            .summary
+            .as_deref()
+            .and_then(|t| serde_json::from_str(t).ok()),
     })
 }
 
@@ -60,31 +66,50 @@ fn check_machine(name: &str) -> ApiResult<()> {
 }
 
 /// The caller's machines.
+#[utoipa::path(
+    get,
+    path = "/machines",
+    tag = "scans",
+    operation_id = "listMachines",
+    responses((status = 200, description = "The caller's machines", body = Vec<Machine>))
+)]
 pub(crate) async fn machines(
     State(state): State<Shared>,
     Extension(user): Extension<AuthUser>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Vec<Machine>>> {
     let ms = db(&state, move |c| queries::machines_with_stats(c, user.id)).await?;
-    Ok(Json(Value::Array(
-        ms.iter()
-            .map(|(m, n, last)| json!({"name": m.name, "scans": n, "last_scan": last.map(rfc3339)}))
+    Ok(Json(
+        ms.into_iter()
+            .map(|(m, scans, last)| Machine {
+                name: m.name,
+                scans,
+                last_scan: last.map(rfc3339),
+            })
             .collect(),
-    )))
+    ))
 }
 
-/// `POST /scans` body.
-#[derive(Deserialize)]
-pub(crate) struct NewScan {
-    machine: String,
-}
-
-/// Starts a scan, or hands back the machine's unfinished one reset to `created`, so that
-/// rerunning the agent finishes it.
+/// Start a scan of a machine, or resume its unfinished one.
+///
+/// If the machine has an unfinished scan (`created` or `analyzed`), that scan is returned,
+/// reset to `created`, so that rerunning the agent finishes it.
+#[utoipa::path(
+    post,
+    path = "/scans",
+    tag = "scans",
+    operation_id = "createScan",
+    request_body = NewScan,
+    responses(
+        (status = 201, description = "The scan", body = ApiScan),
+        (status = 400, description = "A bad machine name or body", body = ErrorBody),
+        (status = 409, description = "The unfinished scan has an upload under way", body = ErrorBody),
+    )
+)]
 pub(crate) async fn create(
     State(state): State<Shared>,
     Extension(user): Extension<AuthUser>,
     JsonBody(body): JsonBody<NewScan>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<ApiScan>)> {
     check_machine(&body.machine)?;
     let (uid, name) = (user.id, body.machine.clone());
     let (machine, unfinished) = db(&state, move |c| {
@@ -106,7 +131,7 @@ pub(crate) async fn create(
             db(&state, move |c| queries::create_scan(c, uid, mid)).await?
         }
     };
-    Ok((StatusCode::CREATED, Json(scan_json(&scan, &machine.name))))
+    Ok((StatusCode::CREATED, Json(scan_json(&scan, &machine.name)?)))
 }
 
 async fn remove_files(state: &Shared, id: i64) {
@@ -122,33 +147,68 @@ pub(crate) struct ListQuery {
 }
 
 /// The caller's scans, newest first.
+#[utoipa::path(
+    get,
+    path = "/scans",
+    tag = "scans",
+    operation_id = "listScans",
+    params(("machine" = Option<String>, Query, description = "Only the scans of this machine")),
+    responses((status = 200, description = "The caller's scans, newest first", body = Vec<ApiScan>))
+)]
 pub(crate) async fn list(
     State(state): State<Shared>,
     Extension(user): Extension<AuthUser>,
     query: Result<Query<ListQuery>, QueryRejection>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Vec<ApiScan>>> {
     let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let ss = db(&state, move |c| {
         queries::list_scans(c, user.id, q.machine.as_deref())
     })
     .await?;
-    Ok(Json(Value::Array(
-        ss.iter().map(|(s, m)| scan_json(s, m)).collect(),
-    )))
+    Ok(Json(
+        ss.iter()
+            .map(|(s, m)| scan_json(s, m))
+            .collect::<ApiResult<_>>()?,
+    ))
 }
 
 /// One scan.
+#[utoipa::path(
+    get,
+    path = "/scans/{id}",
+    tag = "scans",
+    operation_id = "getScan",
+    params(("id" = i64, Path, description = "Scan id")),
+    responses(
+        (status = 200, description = "The scan", body = ApiScan),
+        (status = 404, description = "No such scan of the caller's", body = ErrorBody),
+    )
+)]
 pub(crate) async fn get_one(
     State(state): State<Shared>,
     Extension(user): Extension<AuthUser>,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<ApiScan>> {
     let (s, m) = load(&state, &user, &id).await?;
-    Ok(Json(scan_json(&s, &m)))
+    Ok(Json(scan_json(&s, &m)?))
 }
 
-/// Deletes a scan with its report and analysis. Blobs stay: other scans may share them.
-/// Refused while an image of the scan is queued or being built: the build reads the report.
+/// Delete a scan with its report and analysis.
+///
+/// Blobs stay: other scans may share them. Refused while an image of the scan is queued or
+/// being built: the build reads the report.
+#[utoipa::path(
+    delete,
+    path = "/scans/{id}",
+    tag = "scans",
+    operation_id = "deleteScan",
+    params(("id" = i64, Path, description = "Scan id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, description = "No such scan of the caller's", body = ErrorBody),
+        (status = 409, description = "An upload is under way, or images of the scan are queued or running", body = ErrorBody),
+    )
+)]
 pub(crate) async fn remove(
     State(state): State<Shared>,
     Extension(user): Extension<AuthUser>,
@@ -181,8 +241,24 @@ pub(crate) async fn remove(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Receives a report (native or JSON, streamed), checks it decodes, stores it natively and
-/// answers with its analysis.
+/// Send a scan's report (native or JSON, streamed) and receive its analysis.
+///
+/// The report is checked to decode and stored natively; the scan becomes `analyzed`.
+#[utoipa::path(
+    post,
+    path = "/scans/{id}/report",
+    tag = "scans",
+    operation_id = "uploadReport",
+    params(("id" = i64, Path, description = "Scan id")),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The report, native or JSON"),
+    responses(
+        (status = 200, description = "The analysis", body = AnalysisDocument),
+        (status = 400, description = "A malformed or oversized report", body = ErrorBody),
+        (status = 404, description = "No such scan of the caller's", body = ErrorBody),
+        (status = 409, description = "The scan is complete, or an upload is under way", body = ErrorBody),
+        (status = 502, description = "A repository could not be fetched or verified", body = ErrorBody),
+    )
+)]
 pub(crate) async fn upload_report(
     State(state): State<Shared>,
     Extension(user): Extension<AuthUser>,
@@ -271,12 +347,25 @@ pub(crate) async fn upload_report(
     }
     .await;
     placed.map_err(|e| ApiError::internal(format!("cannot store the report of scan {id}: {e}")))?;
-    let summary_text = summary.to_string();
+    let summary_text = serde_json::to_string(&summary)
+        .map_err(|e| ApiError::internal(format!("cannot encode the summary: {e}")))?;
     db(&state, move |c| queries::set_analyzed(c, id, &summary_text)).await?;
     file_response(&analysis, "application/json", None).await
 }
 
 /// The stored report, native.
+#[utoipa::path(
+    get,
+    path = "/scans/{id}/report",
+    tag = "scans",
+    operation_id = "downloadReport",
+    params(("id" = i64, Path, description = "Scan id")),
+    responses(
+        (status = 200, description = "The report", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 404, description = "No such scan of the caller's", body = ErrorBody),
+        (status = 409, description = "The scan has no report yet", body = ErrorBody),
+    )
+)]
 pub(crate) async fn download_report(
     State(state): State<Shared>,
     Extension(user): Extension<AuthUser>,
@@ -301,6 +390,18 @@ fn no_report(id: i64) -> ApiError {
 }
 
 /// The analysis of the stored report.
+#[utoipa::path(
+    get,
+    path = "/scans/{id}/analysis",
+    tag = "scans",
+    operation_id = "getAnalysis",
+    params(("id" = i64, Path, description = "Scan id")),
+    responses(
+        (status = 200, description = "The analysis", body = AnalysisDocument),
+        (status = 404, description = "No such scan of the caller's", body = ErrorBody),
+        (status = 409, description = "The scan has no report yet", body = ErrorBody),
+    )
+)]
 pub(crate) async fn analysis(
     State(state): State<Shared>,
     Extension(user): Extension<AuthUser>,
@@ -313,14 +414,30 @@ pub(crate) async fn analysis(
     file_response(&state.data.analysis(s.id), "application/json", None).await
 }
 
-/// Receives the overlay (streamed), verifies it member by member against the report and the
-/// analysis into the blob store, completes the scan and rebuilds the missing packages.
+/// Stream a scan's overlay.
+///
+/// The overlay is verified member by member against the report and the analysis into the
+/// blob store; the scan becomes `complete` and the missing packages are rebuilt.
+#[utoipa::path(
+    put,
+    path = "/scans/{id}/overlay",
+    tag = "scans",
+    operation_id = "uploadOverlay",
+    params(("id" = i64, Path, description = "Scan id")),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The overlay tar"),
+    responses(
+        (status = 200, description = "Stored; what was recreated", body = OverlayResult),
+        (status = 400, description = "A rejected overlay, naming the member", body = ErrorBody),
+        (status = 404, description = "No such scan of the caller's", body = ErrorBody),
+        (status = 409, description = "No report yet, already complete, or an upload under way", body = ErrorBody),
+    )
+)]
 pub(crate) async fn upload_overlay(
     State(state): State<Shared>,
     Extension(user): Extension<AuthUser>,
     Path(id): Path<String>,
     body: Body,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<OverlayResult>> {
     let (scan, _) = load(&state, &user, &id).await?;
     let id = scan.id;
     match scan.status.as_str() {
@@ -348,19 +465,20 @@ pub(crate) async fn upload_overlay(
     .await?;
     db(&state, move |c| queries::set_complete(c, id)).await?;
 
-    let mut answer = json!({
-        "status": status::COMPLETE,
-        "members": receipt.members,
-        "blobs": receipt.blobs,
-        "content_bytes": receipt.content_bytes,
-        "recreated": [],
-    });
+    let mut answer = OverlayResult {
+        status: ScanStatus::Complete,
+        members: receipt.members,
+        blobs: receipt.blobs,
+        content_bytes: receipt.content_bytes,
+        recreated: Vec::new(),
+        recreate_error: None,
+    };
     if !missing.is_empty() {
         match rebuild(&state, &user, id, report, missing).await {
-            Ok(list) => answer["recreated"] = list,
+            Ok(list) => answer.recreated = list,
             // The overlay is stored and the scan complete whatever happens here; the answer
             // says what could not be rebuilt.
-            Err(e) => answer["recreate_error"] = e.message.into(),
+            Err(e) => answer.recreate_error = Some(e.message),
         }
     }
     Ok(Json(answer))
@@ -372,7 +490,7 @@ async fn rebuild(
     scan: i64,
     report: std::path::PathBuf,
     missing: Vec<uforge_core::repo::PackageKey>,
-) -> ApiResult<Value> {
+) -> ApiResult<Vec<RecreatedRef>> {
     let _one_at_a_time = state.recreating.lock().await;
     let dir = state.data.user_repo(&user.name);
     let blobs = state.blobs.clone();
@@ -403,27 +521,38 @@ async fn rebuild(
         queries::record_packages(c, &new)
     })
     .await?;
-    Ok(Value::Array(
-        built
-            .iter()
-            .map(|p| {
-                json!({
-                    "name": p.key.name,
-                    "version": p.key.version,
-                    "arch": p.key.arch,
-                    "file": p.file_name,
-                })
-            })
-            .collect(),
-    ))
+    Ok(built
+        .into_iter()
+        .map(|p| RecreatedRef {
+            name: p.key.name,
+            version: p.key.version,
+            arch: p.key.arch,
+            file: p.file_name,
+        })
+        .collect())
 }
 
 /// What differs between two of the caller's scans (`id` before, `other` after).
+#[utoipa::path(
+    get,
+    path = "/scans/{id}/compare/{other}",
+    tag = "scans",
+    operation_id = "compareScans",
+    params(
+        ("id" = i64, Path, description = "The earlier scan"),
+        ("other" = i64, Path, description = "The later scan"),
+    ),
+    responses(
+        (status = 200, description = "The differences", body = Comparison),
+        (status = 404, description = "No such scan of the caller's", body = ErrorBody),
+        (status = 409, description = "A scan has no report yet", body = ErrorBody),
+    )
+)]
 pub(crate) async fn compare(
     State(state): State<Shared>,
     Extension(user): Extension<AuthUser>,
     Path((id, other)): Path<(String, String)>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<serde_json::Value>> {
     let (a, _) = load(&state, &user, &id).await?;
     let (b, _) = load(&state, &user, &other).await?;
     for s in [&a, &b] {

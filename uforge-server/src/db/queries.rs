@@ -11,26 +11,30 @@ use super::{now, AnyConnection};
 
 type C = AnyConnection;
 
-/// Scan states.
+/// Scan states, as stored: the API's names.
 pub mod status {
+    use uforge_api::ScanStatus;
+
     /// Waiting for its report.
-    pub const CREATED: &str = "created";
+    pub const CREATED: &str = ScanStatus::Created.as_str();
     /// Report analysed, waiting for the overlay.
-    pub const ANALYZED: &str = "analyzed";
+    pub const ANALYZED: &str = ScanStatus::Analyzed.as_str();
     /// Overlay verified and stored.
-    pub const COMPLETE: &str = "complete";
+    pub const COMPLETE: &str = ScanStatus::Complete.as_str();
 }
 
-/// Image job states.
+/// Image job states, as stored: the API's names.
 pub mod image_status {
+    use uforge_api::ImageStatus;
+
     /// Waiting for a worker.
-    pub const QUEUED: &str = "queued";
+    pub const QUEUED: &str = ImageStatus::Queued.as_str();
     /// Claimed by a worker and building.
-    pub const RUNNING: &str = "running";
+    pub const RUNNING: &str = ImageStatus::Running.as_str();
     /// Built: the file, its size, digest and tuning log are stored.
-    pub const DONE: &str = "done";
+    pub const DONE: &str = ImageStatus::Done.as_str();
     /// Ended without an image; `error` says why.
-    pub const FAILED: &str = "failed";
+    pub const FAILED: &str = ImageStatus::Failed.as_str();
 }
 
 /// Creates a user; `Ok(None)` if the name is taken.
