@@ -8,8 +8,9 @@ use sha2::{Digest, Sha256};
 use uforge_core::report::native::MAGIC;
 
 use crate::on_both_databases;
-use crate::util::roots::{end_of_archive, small_root, ustar_member, PACKAGE};
+use crate::util::roots::{small_root, PACKAGE};
 use crate::util::{count_files, Backend, Options, Server};
+use uforge_test_support::tar::{end_of_archive, ustar_member};
 
 on_both_databases!(
     scan_life_cycle,

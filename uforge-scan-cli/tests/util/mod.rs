@@ -1,4 +1,5 @@
-//! Helpers for the integration tests: fixtures, running the binaries, reading reports.
+//! Helpers for the integration tests: running the binaries and reading reports; the fixtures
+//! and PostgreSQL come from the workspace's test support.
 
 #![allow(dead_code)]
 
@@ -6,44 +7,16 @@ use std::collections::BTreeMap;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::OnceLock;
 
 use base64::Engine;
 use serde_json::Value;
 
+pub use uforge_test_support::postgres::fresh_database as postgres_url;
+pub use uforge_test_support::{fixture, mirror_line};
+
 /// The repository's top directory.
 pub fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-/// A real Debian root built by `tests/fixtures/debian-root.sh KIND` (cached across runs).
-pub fn fixture(kind: &str) -> PathBuf {
-    static DRIFTED: OnceLock<PathBuf> = OnceLock::new();
-    static KERNEL: OnceLock<PathBuf> = OnceLock::new();
-    static BOOTABLE: OnceLock<PathBuf> = OnceLock::new();
-    let cell = match kind {
-        "drifted" => &DRIFTED,
-        "kernel" => &KERNEL,
-        "bootable" => &BOOTABLE,
-        _ => panic!("unknown fixture {kind}"),
-    };
-    cell.get_or_init(|| {
-        let out = Command::new("bash")
-            .arg(repo().join("tests/fixtures/debian-root.sh"))
-            .arg(kind)
-            .output()
-            .expect("run the fixture script");
-        assert!(
-            out.status.success(),
-            "fixture {kind} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
-    })
-    .clone()
+    uforge_test_support::workspace()
 }
 
 /// The `uforge-scan` binary.
@@ -132,86 +105,4 @@ pub fn in_root(root: &Path, p: &Path) -> Vec<u8> {
     let mut out = b"/".to_vec();
     out.extend_from_slice(rel.as_os_str().as_bytes());
     out
-}
-
-/// A fresh database on a real PostgreSQL server: the one `UFORGE_TEST_PG` names (a base URL
-/// such as `postgres://postgres@127.0.0.1:54329`, as `tests/run.sh` sets), or else a throwaway
-/// cluster started for this test process.
-pub fn postgres_url() -> String {
-    static BASE: OnceLock<String> = OnceLock::new();
-    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    let base = BASE.get_or_init(|| match std::env::var("UFORGE_TEST_PG") {
-        Ok(url) => url,
-        Err(_) => start_cluster(),
-    });
-    let name = format!(
-        "uforge_test_{}_{}",
-        std::process::id(),
-        N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-    );
-    run_ok(
-        Command::new("psql")
-            .arg(format!("{base}/postgres"))
-            .args(["-qc", &format!("CREATE DATABASE {name}")]),
-    );
-    format!("{base}/{name}")
-}
-
-fn start_cluster() -> String {
-    let bin = Path::new("/usr/lib/postgresql/15/bin");
-    let dir = std::env::temp_dir().join(format!("uforge-pg-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    run_ok(Command::new("chown").arg("postgres:postgres").arg(&dir));
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let as_pg = |args: &[&std::ffi::OsStr]| {
-        run_ok(
-            Command::new("runuser")
-                .args(["-u", "postgres", "--"])
-                .args(args),
-        );
-    };
-    let data = dir.join("data");
-    as_pg(&[
-        bin.join("initdb").as_os_str(),
-        "-D".as_ref(),
-        data.as_os_str(),
-        "-A".as_ref(),
-        "trust".as_ref(),
-        "-U".as_ref(),
-        "postgres".as_ref(),
-    ]);
-    let opts = format!(
-        "-p {port} -k {} -c listen_addresses=127.0.0.1",
-        dir.display()
-    );
-    as_pg(&[
-        bin.join("pg_ctl").as_os_str(),
-        "-D".as_ref(),
-        data.as_os_str(),
-        "-l".as_ref(),
-        dir.join("log").as_os_str(),
-        "-o".as_ref(),
-        opts.as_ref(),
-        "-w".as_ref(),
-        "start".as_ref(),
-    ]);
-    format!("postgres://postgres@127.0.0.1:{port}")
-}
-
-/// The sources line of the Debian mirror apt uses on this machine (the fixtures come from it).
-pub fn mirror_line() -> String {
-    let sources =
-        std::fs::read_to_string("/etc/apt/sources.list.d/debian.sources").unwrap_or_default();
-    let uri = sources
-        .lines()
-        .filter_map(|l| l.strip_prefix("URIs:"))
-        .map(str::trim)
-        .find(|u| u.ends_with("/debian"))
-        .unwrap_or("http://deb.debian.org/debian")
-        .to_string();
-    format!("deb {uri} bookworm main")
 }

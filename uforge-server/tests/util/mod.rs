@@ -1,10 +1,9 @@
 //! Helpers for the integration tests: the real server binary on a free port with a fresh data
-//! directory, a TLS client that trusts exactly the certificate it generated, a PostgreSQL
-//! cluster of our own, and small roots to scan.
+//! directory (on SQLite or on the test support's PostgreSQL), a TLS client that trusts exactly
+//! the certificate it generated, and small roots to scan.
 
 #![allow(dead_code)]
 
-pub mod pg;
 pub mod roots;
 
 use std::io::{BufRead, BufReader, Read};
@@ -98,7 +97,7 @@ impl Server {
         let data_dir = tmp.path().join("data");
         let database_url = match backend {
             Backend::Sqlite => None,
-            Backend::Postgres => Some(pg::fresh_database()),
+            Backend::Postgres => Some(uforge_test_support::postgres::fresh_database()),
         };
         let started = launch(
             tmp.path(),

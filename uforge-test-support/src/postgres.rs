@@ -1,6 +1,7 @@
-//! PostgreSQL for the tests: `UFORGE_TEST_PG` (a server URL without a database, as
-//! `tests/run.sh` exports it), or else a throwaway cluster of our own, started once per test
-//! process and stopped when it exits. Each server under test gets a fresh database.
+//! PostgreSQL for the tests: the server `UFORGE_TEST_PG` names (a URL without a database,
+//! `postgres://USER@HOST:PORT`), or else a throwaway cluster of our own, started once per test
+//! process (as the `postgres` user when we are root: initdb refuses root) and stopped when the
+//! process exits. Each caller gets a fresh database.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -188,9 +189,13 @@ fn start_cluster() -> String {
     format!("postgres://postgres@127.0.0.1:{port}")
 }
 
-#[test]
-fn urls_are_cut_after_the_port() {
-    assert_eq!(server_part("postgres://u@h:5/db"), "postgres://u@h:5");
-    assert_eq!(server_part("postgres://u@h:5"), "postgres://u@h:5");
-    assert_eq!(server_part("postgres://u@h:5/"), "postgres://u@h:5");
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn urls_are_cut_after_the_port() {
+        use super::server_part;
+        assert_eq!(server_part("postgres://u@h:5/db"), "postgres://u@h:5");
+        assert_eq!(server_part("postgres://u@h:5"), "postgres://u@h:5");
+        assert_eq!(server_part("postgres://u@h:5/"), "postgres://u@h:5");
+    }
 }
