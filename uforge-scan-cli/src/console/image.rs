@@ -11,7 +11,6 @@ use std::time::Duration;
 use anyhow::Context;
 use anyhow::{bail, Result};
 use clap::Subcommand;
-use serde_json::json;
 use uforge_api::{Image, ImageStatus};
 use uforge_client::{Client, ClientError};
 
@@ -124,7 +123,7 @@ fn run_remote(cmd: ImageCmd, connect: &ConnectArgs, json: bool) -> Result<()> {
         ImageCmd::Download { id, output } => download(&client, id, output, json),
         ImageCmd::Delete { id } => {
             client.delete_image(id)?;
-            emit(json, &json!({ "deleted": id }), |_| vec!["deleted".into()])
+            super::deleted(json, id)
         }
     }
 }
@@ -196,14 +195,22 @@ fn download(client: &Client, id: i64, output: Option<PathBuf>, json: bool) -> Re
     let size = client
         .download_image(id, &path)
         .with_context(|| format!("cannot download image {id} to {}", path.display()))?;
-    let done = json!({ "id": id, "file": path.display().to_string(), "size": size });
-    emit(json, &done, |v| {
-        vec![format!(
-            "{} ({})",
-            v["file"].as_str().unwrap_or("-"),
-            mib(v["size"].as_u64().unwrap_or(0))
-        )]
+    let done = Downloaded {
+        id,
+        file: path.display().to_string(),
+        size,
+    };
+    emit(json, &done, |d| {
+        vec![format!("{} ({})", d.file, mib(d.size))]
     })
+}
+
+/// What `image download` prints.
+#[derive(serde::Serialize)]
+struct Downloaded {
+    id: i64,
+    file: String,
+    size: u64,
 }
 
 fn refuse_existing(path: &Path) -> Result<()> {
@@ -219,7 +226,7 @@ fn refuse_existing(path: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::Value;
+    use serde_json::{json, Value};
 
     /// A job as the server sends it, with the fields given in `fields` and defaults for the
     /// others.
