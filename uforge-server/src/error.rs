@@ -8,10 +8,13 @@ use axum::Json;
 /// An error answer: `{"error": "..."}` with a status.
 #[derive(Debug)]
 pub struct ApiError {
+    /// The answer's status.
     pub status: StatusCode,
+    /// What was wrong, naming the input concerned.
     pub message: String,
 }
 
+// The constructors are named for the statuses they answer with.
 impl ApiError {
     pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
         ApiError {
@@ -100,4 +103,5 @@ impl From<anyhow::Error> for ApiError {
     }
 }
 
+/// What handlers return.
 pub type ApiResult<T> = Result<T, ApiError>;

@@ -13,10 +13,15 @@ use crate::error::ApiError;
 
 /// What every handler shares.
 pub struct AppState {
+    /// The database pool.
     pub db: Db,
+    /// The data directory's layout.
     pub data: DataDir,
+    /// Overlay contents, by SHA-256.
     pub blobs: Arc<LocalBlobStore>,
+    /// Reports larger than this are refused.
     pub max_report_bytes: u64,
+    /// Keyring for repositories whose line names none.
     pub keyring: Option<PathBuf>,
     /// Scans with an upload or deletion under way: one at a time per scan.
     pub busy: Mutex<HashSet<i64>>,
@@ -26,6 +31,7 @@ pub struct AppState {
     pub jobs: Arc<crate::jobs::Jobs>,
 }
 
+/// The state as handlers hold it.
 pub type Shared = Arc<AppState>;
 
 /// Holds a scan's place in [`AppState::busy`] until dropped.
