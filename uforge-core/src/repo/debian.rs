@@ -20,7 +20,7 @@ use super::{
 use crate::{Error, Result};
 
 /// Format tags of the cache files; bump when the serialized types change.
-const INDEX_MAGIC: &[u8] = b"uforge-repo-index-1\n";
+const INDEX_MAGIC: &[u8] = b"uforge-repo-index-2\n";
 const MANIFEST_MAGIC: &[u8] = b"uforge-deb-manifest-1\n";
 
 /// The parsed indexes of a repository, tied to the Release they were checked against.

@@ -100,6 +100,46 @@ pub struct PackageRecord {
     pub sha256: [u8; 32],
     /// Source package name, when the index names one (it does when it differs from the binary).
     pub source: Option<String>,
+    /// What the package needs, provides and excludes: the fields a dependency check reads.
+    #[serde(default)]
+    pub relations: PackageRelations,
+}
+
+/// The relationship fields of a package, as its index (or control file) spells them.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PackageRelations {
+    /// `Depends`.
+    pub depends: Option<String>,
+    /// `Pre-Depends`.
+    pub pre_depends: Option<String>,
+    /// `Conflicts`.
+    pub conflicts: Option<String>,
+    /// `Breaks`.
+    pub breaks: Option<String>,
+    /// `Provides`.
+    pub provides: Option<String>,
+    /// `Multi-Arch` (`same`, `foreign`, `allowed`).
+    pub multi_arch: Option<String>,
+    /// `Essential: yes`.
+    pub essential: bool,
+}
+
+impl PackageRelations {
+    /// The fields of a package's paragraph.
+    pub fn of(p: &crate::deb822::Paragraph) -> Self {
+        let get = |f: &str| p.get(f).map(str::to_string).filter(|v| !v.is_empty());
+        PackageRelations {
+            depends: get("Depends"),
+            pre_depends: get("Pre-Depends"),
+            conflicts: get("Conflicts"),
+            breaks: get("Breaks"),
+            provides: get("Provides"),
+            multi_arch: get("Multi-Arch"),
+            essential: p
+                .get("Essential")
+                .is_some_and(|e| e.eq_ignore_ascii_case("yes")),
+        }
+    }
 }
 
 /// One member of a `.deb`'s `data.tar`.

@@ -3,7 +3,7 @@
 
 use std::io::BufRead;
 
-use super::{err, parse_sha256, PackageKey, PackageRecord};
+use super::{err, parse_sha256, PackageKey, PackageRecord, PackageRelations};
 use crate::{deb822, Result};
 
 /// Reads a decompressed `Packages` index named `what`, keeping the packages whose architecture
@@ -70,6 +70,7 @@ fn record(p: &deb822::Paragraph, what: &str) -> Result<Option<PackageRecord>> {
         size,
         sha256,
         source,
+        relations: PackageRelations::of(p),
     }))
 }
 
