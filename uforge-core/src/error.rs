@@ -68,6 +68,14 @@ pub enum Error {
         /// What is missing or wrong.
         message: String,
     },
+    /// A template's packages cannot be installed together from its repositories.
+    #[error("template {template} cannot be installed: {}", problems.join("; "))]
+    Unsatisfiable {
+        /// The template (`name version`).
+        template: String,
+        /// Each problem in one sentence naming the packages and relations at fault.
+        problems: Vec<String>,
+    },
     /// Data handed to a blob store does not hash to, or is not the size of, what it claimed.
     #[error("blob {sha256}: {message}")]
     BlobMismatch {

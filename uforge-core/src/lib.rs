@@ -28,6 +28,7 @@ pub mod recreate;
 pub mod repo;
 pub mod report;
 pub mod scan;
+pub mod template;
 #[cfg(test)]
 mod test_fixture;
 

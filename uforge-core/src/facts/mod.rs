@@ -13,7 +13,7 @@ pub mod mounts;
 mod network;
 mod os;
 mod rootfs;
-mod shellvars;
+pub(crate) mod shellvars;
 pub mod users;
 
 use std::path::Path;
