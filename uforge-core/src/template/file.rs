@@ -31,8 +31,22 @@ pub const VERSION: u32 = 1;
 pub const TEMPLATE_FILE: &str = "template.yml";
 /// Name of the contents directory in a template directory.
 pub const FILES_DIR: &str = "files";
-/// Largest `template.yml` read: a machine with a million files makes about 200 MB.
+/// Largest `template.yml` read: a component of a million files makes about 200 MB.
 const MAX_YAML: u64 = 512 << 20;
+
+/// The parser's limits, sized for templates of a whole machine (the defaults stop at a few
+/// tens of thousands of files) while keeping its defences against alias expansion.
+fn parse_options() -> serde_saphyr::Options {
+    let bytes = MAX_YAML as usize;
+    let mut budget = serde_saphyr::Budget::default();
+    budget.max_reader_input_bytes = Some(bytes);
+    budget.max_events = bytes / 2;
+    budget.max_nodes = bytes / 2;
+    budget.max_total_scalar_bytes = bytes;
+    let mut options = serde_saphyr::Options::default();
+    options.budget = Some(budget);
+    options
+}
 
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -61,7 +75,11 @@ pub fn to_yaml(t: &Template) -> Result<String> {
 /// Reads the YAML text of a template; `what` names it in errors, which give the line and
 /// column of the mistake.
 pub fn from_yaml(text: &str, what: &str) -> Result<Template> {
-    let doc: Document = serde_saphyr::from_str(text).map_err(|e| invalid(what, e))?;
+    if text.len() as u64 > MAX_YAML {
+        return Err(invalid(what, format!("larger than {MAX_YAML} bytes")));
+    }
+    let doc: Document =
+        serde_saphyr::from_str_with_options(text, parse_options()).map_err(|e| invalid(what, e))?;
     if doc.format != FORMAT || doc.version != VERSION {
         return Err(invalid(
             what,
@@ -128,11 +146,8 @@ pub fn load(dir: &Path) -> Result<(Template, DirBlobs)> {
     f.take(MAX_YAML + 1)
         .read_to_string(&mut text)
         .map_err(|e| Error::io("read", &path, e))?;
+    let t = from_yaml(&text, &path.display().to_string())?;
     let what = path.display().to_string();
-    if text.len() as u64 > MAX_YAML {
-        return Err(invalid(&what, format!("larger than {MAX_YAML} bytes")));
-    }
-    let t = from_yaml(&text, &what)?;
     let blobs = DirBlobs {
         files: dir.join(FILES_DIR),
     };

@@ -780,3 +780,69 @@ fn release_change_resolves_free_packages_against_trixie() {
         }
     }
 }
+
+#[test]
+fn whole_machine_components_parse_and_alias_bombs_do_not() {
+    // Far more entries than a YAML parser's default budget allows (a few tens of thousands).
+    let mut t = Template {
+        name: "big".into(),
+        version: "1".into(),
+        os: OsProfile {
+            distribution: "debian".into(),
+            release: "bookworm".into(),
+            arch: "amd64".into(),
+            ..OsProfile::default()
+        },
+        ..Template::default()
+    };
+    let files = (0..60_000u32)
+        .map(|i| SoftwareFile {
+            path: format!("/srv/data/{:02}/f{i}", i % 97).into_bytes(),
+            kind: FileKind::File,
+            mode: 0o644,
+            owner: None,
+            uid: 1000 + i % 3,
+            group: None,
+            gid: 1000,
+            mtime: Some(1_700_000_000 + i as i64),
+            content: Some(Content::Blob {
+                sha256: sha2::Sha256::digest(i.to_le_bytes()).into(),
+                size: i as u64,
+            }),
+            target: None,
+            rdev: None,
+            xattrs: Default::default(),
+        })
+        .collect();
+    t.software.push(Component {
+        name: "data".into(),
+        version: "1".into(),
+        files,
+        ..Component::default()
+    });
+    t.normalize();
+    let started = Instant::now();
+    let text = file::to_yaml(&t).unwrap();
+    let back = file::from_yaml(&text, "big.yml").unwrap();
+    eprintln!(
+        "{} bytes written and read in {:?}",
+        text.len(),
+        started.elapsed()
+    );
+    assert_eq!(back, t);
+
+    let mut bomb = String::from(
+        "format: uforge-template\nversion: 1\nstack:\n  name: x\n  version: '1'\n  os: {name: debian, release: bookworm, arch: amd64}\n  description: &a0 lol\n",
+    );
+    bomb.push_str("  extra0: &a1 [*a0, *a0, *a0, *a0, *a0, *a0, *a0, *a0, *a0, *a0]\n");
+    for i in 2..12 {
+        let p = i - 1;
+        bomb.push_str(&format!(
+            "  extra{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n"
+        ));
+    }
+    let started = Instant::now();
+    let e = file::from_yaml(&bomb, "bomb.yml").unwrap_err().to_string();
+    assert!(started.elapsed().as_secs() < 5, "{:?}", started.elapsed());
+    assert!(e.contains("bomb.yml"), "{e}");
+}
