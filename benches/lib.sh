@@ -10,3 +10,11 @@ best() {
     done
     printf '%.3f' "$best"
 }
+
+# `verdict EXPR` prints PASS when the bc expression holds, else FAIL and sets fail=1.
+verdict() {
+    if (($(echo "$1" | bc -l))); then echo "  PASS"; else
+        echo "  FAIL"
+        fail=1
+    fi
+}

@@ -21,13 +21,6 @@ cargo build --release -q -p uforge-benches
 . benches/lib.sh
 
 fail=0
-verdict() {
-    if (($(echo "$1" | bc -l))); then echo "  PASS"; else
-        echo "  FAIL"
-        fail=1
-    fi
-}
-
 root=$(bash tests/fixtures/debian-root.sh bootable)
 target/release/uforge-bench-template "$root" "$cache" "deb $mirror {release} main" "$runs" acme-agent >"$out/ours"
 load=$(awk '$1 == "load" {print $2}' "$out/ours")
