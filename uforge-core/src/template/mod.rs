@@ -19,13 +19,12 @@
 //! [`import`] makes a template from a scan (report, analysis and the overlay's blobs);
 //! [`solve`] checks that its packages can be installed together from its repositories.
 //!
-//! Generating an image from a template is the build of a scan with a different input:
-//! resolve ([`solve::check`] gives the exact package set) -> install -> My Software (files,
-//! `ospkgs`, scripts, `removed`) -> install profile and tuning -> write. Boot scripts are
-//! installed under `/usr/lib/uforge/boot/` with a systemd unit that runs the first-boot ones
-//! once (marking each done under `/var/lib/uforge/boot/`) and the every-boot ones at each
-//! boot, in [`BootScript::run_order`], as root, after the local filesystems and the network
-//! are up.
+//! Generating an image from a template (the next step; not in this module yet) is meant as
+//! the build of a scan with a different input: resolve ([`solve::check`] gives the exact
+//! package set) -> install -> My Software (files, `ospkgs`, scripts, `removed`) -> install
+//! profile and tuning -> write. Boot scripts are to be installed with a systemd unit that runs
+//! the first-boot ones once per machine and the every-boot ones at each boot, in
+//! [`BootScript::run_order`], as root, after My Software is in place.
 
 mod boot;
 pub mod file;
