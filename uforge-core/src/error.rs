@@ -84,6 +84,9 @@ pub enum Error {
         /// What differs.
         message: String,
     },
+    /// Publishing to, reading from or deleting at a target failed.
+    #[error(transparent)]
+    Target(#[from] crate::publish::TargetError),
 }
 
 /// Result alias for `uforge-core`.

@@ -23,13 +23,18 @@ pub mod model;
 pub mod overlay;
 pub mod pkgdb;
 pub mod progress;
+pub mod publish;
 pub mod rawpath;
 pub mod recreate;
 pub mod repo;
 pub mod report;
+#[cfg(feature = "http")]
+pub mod s3;
 pub mod scan;
 pub mod template;
 #[cfg(test)]
 mod test_fixture;
+#[cfg(feature = "http")]
+pub mod tls;
 
 pub use error::{Error, Result};

@@ -1,6 +1,6 @@
 //! Disk formats: the raw GPT disk converted with `qemu-img`, and the OVA package.
 
-mod ova;
+pub(crate) mod ova;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

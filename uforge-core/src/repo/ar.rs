@@ -50,7 +50,7 @@ pub(crate) fn for_each_member<R: Read>(
 }
 
 /// Reads as much of `buf` as the input has; returns how much that was.
-fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+pub(crate) fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     let mut n = 0;
     while n < buf.len() {
         match r.read(&mut buf[n..]) {

@@ -56,7 +56,7 @@ impl FileFetcher {
 }
 
 /// Undoes `%XX` escapes, which sources.list URIs may use for spaces and the like.
-fn percent_decode(s: &str) -> Vec<u8> {
+pub(crate) fn percent_decode(s: &str) -> Vec<u8> {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;

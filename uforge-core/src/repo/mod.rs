@@ -42,7 +42,9 @@ mod verify;
 #[cfg(test)]
 mod tests;
 
+pub(crate) use ar::read_full;
 pub use debian::DebianRepo;
+pub(crate) use fetch::percent_decode;
 #[cfg(feature = "http")]
 pub use fetch::HttpFetcher;
 pub use fetch::{default_fetcher, Fetcher, FileFetcher, SchemeFetcher};

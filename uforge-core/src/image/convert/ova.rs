@@ -239,7 +239,8 @@ fn descriptor(d: &Descriptor<'_>) -> String {
     )
 }
 
-fn xml_escape(s: &str) -> String {
+/// XML text with `&`, `<`, `>`, `"` and `'` escaped.
+pub(crate) fn xml_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
