@@ -11,7 +11,7 @@ VER=${GARAGE_VERSION:-2.5.0}
 JOBS=${JOBS:-$(nproc)}
 DEST=${GARAGE_CACHE:-/var/cache/uforge-tools}/garage-$VER
 if [ -x "$DEST/garage" ]; then echo "$DEST/garage"; exit 0; fi
-BUILD=$(mktemp -d /tmp/garage-build.XXXXXX)
+BUILD=$(mktemp -d /var/tmp/garage-build.XXXXXX)
 trap 'rm -rf "$BUILD"' EXIT
 start=$(date +%s)
 CARGO_TARGET_DIR=$BUILD/target \

@@ -359,7 +359,14 @@ impl Publisher for LibvirtPublisher {
         progress.phase("upload", Some(size - offset));
         while offset < size {
             let len = CHUNK.min(size - offset);
-            self.upload_chunk(&vol, &file, req, offset, len, progress)?;
+            if let Err(e) = self.upload_chunk(&vol, &file, req, offset, len, progress) {
+                // A full pool keeps nothing; other cuts keep the volume to resume into.
+                if e.kind == ErrorKind::NoSpace {
+                    let _ = self.virsh(&["vol-delete", "--pool", &self.t.pool, &vol]);
+                    req.checkpoints.remove(&key);
+                }
+                return Err(e);
+            }
             offset += len;
             let cp = serde_json::to_string(&Checkpoint {
                 sha256: sha.clone(),
