@@ -22,34 +22,55 @@ for p in $tools; do
         { apt-get update -qq && apt-get install -y -qq "$p" >/dev/null; }
 done
 
-cargo build --release -q -p uforge-server -p uforge-scan-cli
+echo "building uforge-server and uforge-scan (cargo build --release)..."
+cargo build --release -p uforge-server -p uforge-scan-cli
 bin=$PWD/target/release
 mkdir -p "$data"
 
-"$bin/uforge-server" serve --data-dir "$data" --listen "$listen" >>"$data/server.out" 2>>"$data/server.log" &
-server=$!
-trap 'kill $server 2>/dev/null || true' EXIT
+# The server is left running after this script, so that the README's next commands work; a
+# rerun reuses it. Stop it with: kill "$(cat /var/lib/uforge-quickstart/server.pid)".
+running() { [ -s "$data/server.pid" ] && kill -0 "$(cat "$data/server.pid")" 2>/dev/null; }
+if ! running; then
+    : >"$data/server.out"
+    setsid "$bin/uforge-server" serve --data-dir "$data" --listen "$listen" \
+        >>"$data/server.out" 2>>"$data/server.log" </dev/null &
+    echo $! >"$data/server.pid"
+fi
+server=$(cat "$data/server.pid")
 url=
 for _ in $(seq 150); do
+    kill -0 "$server" 2>/dev/null || { tail -20 "$data/server.log" >&2; exit 1; }
     url=$(grep -o 'https://[0-9.:]*' "$data/server.out" | tail -1 || true)
-    kill -0 $server 2>/dev/null || { cat "$data/server.log" >&2; exit 1; }
     [ -n "$url" ] && curl -sk -o /dev/null "$url/api/v1/health" && break
     sleep 0.2
 done
-echo "server: $url (data in $data, log $data/server.log)"
+curl -sk -o /dev/null "$url/api/v1/health" || { echo "server at $url does not answer" >&2; exit 1; }
+echo "server: $url (pid $server, data in $data, log $data/server.log)"
 
 if [ ! -s "$data/demo.token" ]; then
     (umask 077 && "$bin/uforge-server" user add demo --data-dir "$data" | awk '{print $NF}' >"$data/demo.token")
 fi
 export UFORGE_URL=$url UFORGE_USER=demo UFORGE_CACERT=$data/tls/cert.pem
 client() { "$bin/uforge" --token-file "$data/demo.token" "$@"; }
-if [ "$(client --json repo list)" = "[]" ]; then
-    for line in "deb $mirror $suite main" "deb $mirror $suite-updates main" \
-        "deb $security $suite-security main"; do
-        id=$(client --json repo add "$line" | sed -n 's/.*"id": *\([0-9]*\).*/\1/p')
-        client repo sync "$id"
-    done
-fi
+# Each suite is added once and synced until a sync succeeds: a rerun finishes what an earlier
+# run left half done.
+repos=$(client --json repo list)
+for line in "deb $mirror $suite main" "deb $mirror $suite-updates main" \
+    "deb $security $suite-security main"; do
+    id=$(printf '%s' "$repos" | LINE=$line python3 -c '
+import json, os, sys
+for r in json.load(sys.stdin):
+    if r["line"] == os.environ["LINE"]:
+        print(r["id"], "synced" if r.get("synced_at") else "")
+        break')
+    if [ -z "$id" ]; then
+        id=$(client --json repo add "$line" | python3 -c 'import json, sys; print(json.load(sys.stdin)["id"])')
+    fi
+    case "$id" in
+    *synced) ;;
+    *) client repo sync "${id%% *}" ;;
+    esac
+done
 
 "$bin/uforge-scan" run -U "$url" -u demo --token-file "$data/demo.token" --cacert "$data/tls/cert.pem" \
     -n "$(hostname)" --root / -e "$data" -e "$PWD/target" "$@"
