@@ -7,6 +7,7 @@ use std::collections::HashSet;
 use std::fs::File;
 use std::io::{ErrorKind, Read, Write};
 use std::os::fd::AsRawFd;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -174,7 +175,14 @@ impl BlobStaging for LocalStaging {
             return self.verify(sha256, size, data, |_| Ok(()));
         }
         let path = self.dir.join(to_hex(sha256));
-        let mut f = File::create(&path).map_err(|e| Error::io("create", &path, e))?;
+        // A new file of our own, never something already there under that name (a link
+        // would redirect the write).
+        let mut f = File::options()
+            .write(true)
+            .create_new(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&path)
+            .map_err(|e| Error::io("create", &path, e))?;
         let result = self.verify(sha256, size, data, |chunk| f.write_all(chunk));
         if result.is_err() {
             drop(f);

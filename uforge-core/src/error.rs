@@ -36,6 +36,19 @@ pub enum Error {
     /// The caller asked for something that cannot be done.
     #[error("{0}")]
     Invalid(String),
+    /// A file operation on a build root was refused because its path would leave the root:
+    /// through a symbolic link, onto another mount, by `..`, or a hard link to something
+    /// other than a regular file of the root. Only hostile input (or a root changed under
+    /// the build) leads here.
+    #[error("{op} {path}: refused: {reason}")]
+    Refused {
+        /// What was being done (`create`, `link`, `chmod`...).
+        op: &'static str,
+        /// The in-root path concerned (lossy, for messages).
+        path: String,
+        /// Why.
+        reason: String,
+    },
     /// A package repository, or something fetched from one, could not be used.
     #[error("{what}: {message}")]
     Repo {

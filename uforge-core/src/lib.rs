@@ -18,6 +18,7 @@ pub mod canon;
 pub mod deb822;
 pub mod error;
 pub mod facts;
+pub mod fsroot;
 pub mod image;
 pub mod model;
 pub mod overlay;

@@ -4,20 +4,25 @@
 //! every scanned entry the install did not reproduce exactly is recreated from the overlay's
 //! contents or has its metadata fixed, and every path the scanned machine did not have (package
 //! files it had deleted, install leftovers) is removed. Paths the scan left out are not touched.
+//!
+//! The report comes from the scanned machine and is not trusted: every change goes through a
+//! [`RootDir`] in [`Links::Refuse`] mode, so an entry below a symlink, a `..` or a hard link
+//! to something outside the root stops reconciling with an error naming the entry instead of
+//! writing, linking or chowning anything outside.
 
 use std::cmp::Ordering;
 use std::collections::HashSet;
-use std::ffi::CString;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
-use std::os::unix::ffi::OsStrExt;
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::Serialize;
 
 use crate::analysis::{file_diff, walk_order};
 use crate::blobstore::{to_hex, BlobStore};
+use crate::fsroot::{self, Create, Links, RootDir};
 use crate::model::{FileEntry, FileKind, ReportHeader, ScanStats};
 use crate::progress::Progress;
 use crate::report::{self, ReportReader};
@@ -100,7 +105,7 @@ pub fn reconcile(
     let mut dst = ReportReader::open(&installed)?;
     let skip_inside = contents_excluded(&header);
     let mut r = Reconciler {
-        root: root.as_os_str().as_bytes().to_vec(),
+        root: RootDir::open(root, Links::Refuse)?,
         blobs,
         stats: ReconcileStats::default(),
         dirs: Vec::new(),
@@ -124,19 +129,19 @@ pub fn reconcile(
         match ord {
             Ordering::Less => {
                 let e = s.take().expect("present");
-                r.create(&e);
+                r.create(&e)?;
                 s = src.next_file()?;
             }
             Ordering::Greater => {
                 let e = t.take().expect("present");
                 if !inside_any(&e.path, &skip_inside) {
-                    r.remove(&e);
+                    r.remove(&e)?;
                 }
                 t = dst.next_file()?;
             }
             Ordering::Equal => {
                 let (a, b) = (s.take().expect("present"), t.take().expect("present"));
-                r.fix(&a, &b);
+                r.fix(&a, &b)?;
                 s = src.next_file()?;
                 t = dst.next_file()?;
             }
@@ -144,8 +149,10 @@ pub fn reconcile(
         progress.advance(1, 0);
     }
     // Directory times last, deepest first: creating their entries moved them.
-    for (path, e) in r.dirs.iter().rev() {
-        let _ = set_mtime(path, e);
+    for e in r.dirs.iter().rev() {
+        if let Ok(node) = r.root.node(&e.path) {
+            let _ = node.set_times(e.mtime, i64::from(e.mtime_nsec));
+        }
     }
     let _ = std::fs::remove_file(&installed);
     progress.finish();
@@ -153,58 +160,95 @@ pub fn reconcile(
 }
 
 struct Reconciler<'a> {
-    root: Vec<u8>,
+    root: RootDir,
     blobs: &'a dyn BlobStore,
     stats: ReconcileStats,
-    dirs: Vec<(PathBuf, FileEntry)>,
+    dirs: Vec<FileEntry>,
     removed_dir: Option<Vec<u8>>,
 }
 
-impl Reconciler<'_> {
-    fn full(&self, in_root: &[u8]) -> PathBuf {
-        let mut p = self.root.clone();
-        while p.last() == Some(&b'/') {
-            p.pop();
-        }
-        if in_root != b"/" {
-            p.extend_from_slice(in_root);
-        }
-        PathBuf::from(std::ffi::OsStr::from_bytes(&p))
-    }
+/// Why an entry could not be made equal to the scan.
+enum Failure {
+    /// Recorded in [`ReconcileStats::unrestorable`]; reconciling goes on.
+    Entry(String),
+    /// The report tried to reach outside the root: reconciling stops.
+    Refused(Error),
+}
 
-    fn fail(&mut self, e: &FileEntry, why: impl std::fmt::Display) {
-        self.stats.unrestorable.push((
-            String::from_utf8_lossy(&e.path).into_owned(),
-            why.to_string(),
-        ));
+impl From<String> for Failure {
+    fn from(s: String) -> Self {
+        Failure::Entry(s)
+    }
+}
+
+impl From<&str> for Failure {
+    fn from(s: &str) -> Self {
+        Failure::Entry(s.to_string())
+    }
+}
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::Refused { .. } => Failure::Refused(e),
+            e => Failure::Entry(crate::error::chain(&e)),
+        }
+    }
+}
+
+impl Reconciler<'_> {
+    /// Records `res`'s failure against `e`; a refusal ends reconciling with an error naming
+    /// the entry.
+    fn settle(&mut self, e: &FileEntry, res: std::result::Result<(), Failure>) -> Result<bool> {
+        match res {
+            Ok(()) => Ok(true),
+            Err(Failure::Entry(why)) => {
+                self.stats
+                    .unrestorable
+                    .push((String::from_utf8_lossy(&e.path).into_owned(), why));
+                Ok(false)
+            }
+            Err(Failure::Refused(err)) => Err(Error::Invalid(format!(
+                "report entry {}: {err}",
+                String::from_utf8_lossy(&e.path)
+            ))),
+        }
     }
 
     /// A scanned entry the installed root lacks.
-    fn create(&mut self, e: &FileEntry) {
-        match self.materialize(e) {
-            Ok(()) => self.stats.restored += 1,
-            Err(why) => self.fail(e, why),
+    fn create(&mut self, e: &FileEntry) -> Result<()> {
+        let res = self.materialize(e);
+        if self.settle(e, res)? {
+            self.stats.restored += 1;
         }
+        Ok(())
     }
 
     /// A path the scanned machine did not have.
-    fn remove(&mut self, e: &FileEntry) {
-        let p = self.full(&e.path);
+    fn remove(&mut self, e: &FileEntry) -> Result<()> {
         let res = if e.kind == FileKind::Dir {
             self.removed_dir = Some(e.path.clone());
-            std::fs::remove_dir_all(&p)
+            self.root.remove_dir_all(&e.path)
         } else {
-            std::fs::remove_file(&p)
+            self.root.remove_file(&e.path)
         };
-        match res {
-            Ok(()) => self.stats.removed += 1,
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
-            Err(err) => self.fail(e, format!("cannot remove: {err}")),
-        }
+        let res = match res {
+            Ok(()) => {
+                self.stats.removed += 1;
+                Ok(())
+            }
+            Err(err) if fsroot::not_found(&err) => Ok(()),
+            Err(err @ Error::Refused { .. }) => Err(Failure::Refused(err)),
+            Err(err) => Err(Failure::Entry(format!(
+                "cannot remove: {}",
+                crate::error::chain(&err)
+            ))),
+        };
+        self.settle(e, res).map(drop)
     }
 
     /// A path both have: replace it or fix its metadata.
-    fn fix(&mut self, want: &FileEntry, have: &FileEntry) {
+    fn fix(&mut self, want: &FileEntry, have: &FileEntry) -> Result<()> {
         let mut what = file_diff(want, have);
         if want.kind == FileKind::Hardlink && !self.same_inode(want) {
             what.push("link");
@@ -212,73 +256,82 @@ impl Reconciler<'_> {
         if what.is_empty() {
             self.stats.kept += 1;
             if want.kind == FileKind::Dir {
-                self.dirs.push((self.full(&want.path), want.clone()));
+                self.dirs.push(want.clone());
             }
-            return;
+            return Ok(());
         }
         let replace = what
             .iter()
             .any(|w| matches!(*w, "kind" | "content" | "target" | "device" | "link"));
-        let res = if replace {
-            let p = self.full(&have.path);
+        if replace {
             let gone = if have.kind == FileKind::Dir {
                 if want.kind == FileKind::Dir {
                     Ok(())
                 } else {
                     self.removed_dir = Some(have.path.clone());
-                    std::fs::remove_dir_all(&p)
+                    self.root.remove_dir_all(&have.path)
                 }
             } else {
-                std::fs::remove_file(&p)
+                self.root.remove_file(&have.path)
             };
-            gone.map_err(|err| format!("cannot replace: {err}"))
-                .and_then(|()| self.materialize(want))
-                .map(|()| self.stats.restored += 1)
+            let res = match gone {
+                Ok(()) => self.materialize(want),
+                Err(err @ Error::Refused { .. }) => Err(Failure::Refused(err)),
+                Err(err) => Err(Failure::Entry(format!(
+                    "cannot replace: {}",
+                    crate::error::chain(&err)
+                ))),
+            };
+            if self.settle(want, res)? {
+                self.stats.restored += 1;
+            }
         } else {
-            self.metadata(want)
-                .map(|()| self.stats.metadata += 1)
-                .map_err(|e| e.to_string())
-        };
-        if let Err(why) = res {
-            self.fail(want, why);
+            let res = self.metadata(want, None).map_err(Failure::from);
+            if self.settle(want, res)? {
+                self.stats.metadata += 1;
+            }
         }
+        Ok(())
     }
 
     fn same_inode(&self, e: &FileEntry) -> bool {
         let Some(first) = &e.target else {
             return true;
         };
-        match (
-            std::fs::symlink_metadata(self.full(&e.path)),
-            std::fs::symlink_metadata(self.full(first)),
-        ) {
+        match (self.root.lstat(&e.path), self.root.lstat(first)) {
             (Ok(a), Ok(b)) => a.ino() == b.ino() && a.dev() == b.dev(),
             _ => false,
         }
     }
 
     /// Creates `e` (whose path is free) with its content and metadata.
-    fn materialize(&mut self, e: &FileEntry) -> std::result::Result<(), String> {
-        let p = self.full(&e.path);
-        match e.kind {
-            FileKind::Dir => match std::fs::create_dir(&p) {
-                Ok(()) => {}
-                Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists && p.is_dir() => {}
-                Err(err) => return Err(format!("cannot create directory: {err}")),
-            },
-            FileKind::File => self.write_content(e, &p)?,
+    fn materialize(&mut self, e: &FileEntry) -> std::result::Result<(), Failure> {
+        let file = match e.kind {
+            FileKind::Dir => {
+                match self.root.node(&e.path)?.create_dir(0o700) {
+                    Ok(()) => {}
+                    Err(Error::Io { source, .. })
+                        if source.kind() == std::io::ErrorKind::AlreadyExists
+                            && self.root.lstat(&e.path).is_ok_and(|m| m.is_dir()) => {}
+                    Err(err) => return Err(err.into()),
+                }
+                None
+            }
+            FileKind::File => Some(self.write_content(e)?),
             FileKind::Hardlink => {
                 let first = e.target.as_ref().ok_or("hard link without a first name")?;
-                std::fs::hard_link(self.full(first), &p).map_err(|err| {
-                    format!("cannot link to {}: {err}", String::from_utf8_lossy(first))
-                })?;
+                self.root.hard_link(first, &e.path)?;
+                None
             }
             FileKind::Symlink => {
                 let target = e.target.as_ref().ok_or("symbolic link without a target")?;
-                std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(target), &p)
-                    .map_err(|err| format!("cannot create symbolic link: {err}"))?;
+                self.root.node(&e.path)?.symlink(target)?;
+                None
             }
-            FileKind::Fifo => mknod(&p, libc::S_IFIFO, 0)?,
+            FileKind::Fifo => {
+                self.root.node(&e.path)?.mknod(libc::S_IFIFO, 0o600, 0)?;
+                None
+            }
             FileKind::Char | FileKind::Block => {
                 let (ma, mi) = e.rdev.ok_or("device without a device number")?;
                 let ty = if e.kind == FileKind::Char {
@@ -286,19 +339,22 @@ impl Reconciler<'_> {
                 } else {
                     libc::S_IFBLK
                 };
-                mknod(&p, ty, libc::makedev(ma, mi))?;
+                self.root
+                    .node(&e.path)?
+                    .mknod(ty, 0o600, libc::makedev(ma, mi))?;
+                None
             }
             FileKind::Socket => {
                 return Err("sockets belong to running programs and are not recreated".into())
             }
-        }
-        self.metadata(e).map_err(|err| err.to_string())
+        };
+        self.metadata(e, file.as_ref()).map_err(Failure::from)
     }
 
-    fn write_content(&mut self, e: &FileEntry, p: &Path) -> std::result::Result<(), String> {
-        let mut out = File::create(p).map_err(|err| format!("cannot create: {err}"))?;
+    fn write_content(&mut self, e: &FileEntry) -> std::result::Result<File, Failure> {
+        let mut out = self.root.create(&e.path, 0o600, Create::New)?;
         if e.size == 0 {
-            return Ok(());
+            return Ok(out);
         }
         let sha = e.sha256.ok_or("regular file without a checksum")?;
         let has = self.blobs.has(&sha).map_err(|err| err.to_string())?;
@@ -306,79 +362,73 @@ impl Reconciler<'_> {
             return Err(format!(
                 "content {} is neither in the overlay nor installed by a package",
                 to_hex(&sha)
-            ));
+            )
+            .into());
         }
         let mut input = self.blobs.open(&sha).map_err(|err| err.to_string())?;
-        copy_sparse(&mut input, &mut out, e.size).map_err(|err| format!("cannot write: {err}"))
+        copy_sparse(&mut input, &mut out, e.size).map_err(|err| format!("cannot write: {err}"))?;
+        Ok(out)
     }
 
     /// Owner, mode, extended attributes and time, in the order that keeps them: chown clears
-    /// set-id bits and capabilities, so it goes first.
-    fn metadata(&mut self, e: &FileEntry) -> Result<()> {
-        let p = self.full(&e.path);
-        std::os::unix::fs::lchown(&p, Some(e.uid), Some(e.gid))
-            .map_err(|err| Error::io("chown", &p, err))?;
+    /// set-id bits and capabilities, so it goes first. `file` is the regular file just
+    /// written, changed through its descriptor; anything else is reached as a name in its
+    /// parent directory, never through a link.
+    fn metadata(&mut self, e: &FileEntry, file: Option<&File>) -> Result<()> {
+        if let Some(f) = file {
+            return file_metadata(f, e)
+                .map_err(|err| Error::io("set metadata of", self.root.host_path(&e.path), err));
+        }
+        let node = self.root.node(&e.path)?;
+        node.lchown(e.uid, e.gid)?;
         if e.kind != FileKind::Symlink {
-            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(e.mode & 0o7777))
-                .map_err(|err| Error::io("chmod", &p, err))?;
+            node.chmod(e.mode & 0o7777)?;
         }
         if e.kind != FileKind::Symlink || !e.xattrs.is_empty() {
-            let present: Vec<String> = xattr::list(&p)
-                .map(|l| l.map(|n| n.to_string_lossy().into_owned()).collect())
-                .unwrap_or_default();
-            for name in present {
-                if !e.xattrs.contains_key(&name) && !name.starts_with("security.selinux") {
-                    let _ = xattr::remove(&p, &name);
+            for name in node.xattr_names().unwrap_or_default() {
+                let s = name.to_string_lossy();
+                if !e.xattrs.contains_key(s.as_ref()) && !s.starts_with("security.selinux") {
+                    let _ = node.remove_xattr(&name);
                 }
             }
             for (name, value) in &e.xattrs {
-                xattr::set(&p, name, value).map_err(|err| Error::io("setxattr", &p, err))?;
+                node.set_xattr(name, value)?;
             }
         }
         if e.kind == FileKind::Dir {
-            self.dirs.push((p, e.clone()));
+            self.dirs.push(e.clone());
             return Ok(());
         }
-        set_mtime(&p, e)
+        node.set_times(e.mtime, i64::from(e.mtime_nsec))
     }
 }
 
-fn cstr(p: &Path) -> std::result::Result<CString, String> {
-    CString::new(p.as_os_str().as_bytes()).map_err(|_| "path holds a NUL byte".to_string())
-}
-
-fn mknod(p: &Path, kind: libc::mode_t, dev: libc::dev_t) -> std::result::Result<(), String> {
-    let c = cstr(p)?;
-    // SAFETY: c is a valid NUL-terminated path.
-    let rc = unsafe { libc::mknod(c.as_ptr(), kind | 0o600, dev) };
-    if rc != 0 {
-        return Err(format!(
-            "cannot create node: {}",
-            std::io::Error::last_os_error()
-        ));
+/// [`Reconciler::metadata`] for a regular file open for writing.
+fn file_metadata(f: &File, e: &FileEntry) -> std::io::Result<()> {
+    use xattr::FileExt;
+    std::os::unix::fs::fchown(f, Some(e.uid), Some(e.gid))?;
+    f.set_permissions(std::fs::Permissions::from_mode(e.mode & 0o7777))?;
+    for name in f
+        .list_xattr()
+        .map(|l| l.collect::<Vec<_>>())
+        .unwrap_or_default()
+    {
+        let s = name.to_string_lossy();
+        if !e.xattrs.contains_key(s.as_ref()) && !s.starts_with("security.selinux") {
+            let _ = f.remove_xattr(&name);
+        }
     }
-    Ok(())
-}
-
-/// Sets the modification time (and access time to the same) without following symlinks.
-fn set_mtime(p: &Path, e: &FileEntry) -> Result<()> {
-    let c = cstr(p).map_err(Error::Invalid)?;
+    for (name, value) in &e.xattrs {
+        f.set_xattr(name, value)?;
+    }
     let t = libc::timespec {
         tv_sec: e.mtime as libc::time_t,
         tv_nsec: e.mtime_nsec as libc::c_long,
     };
     let times = [t, t];
-    // SAFETY: c is a valid path and times points to two timespecs.
-    let rc = unsafe {
-        libc::utimensat(
-            libc::AT_FDCWD,
-            c.as_ptr(),
-            times.as_ptr(),
-            libc::AT_SYMLINK_NOFOLLOW,
-        )
-    };
-    if rc != 0 {
-        return Err(Error::io("set time of", p, std::io::Error::last_os_error()));
+    // SAFETY: f is an open descriptor and times points to two timespecs.
+    if unsafe { libc::futimens(f.as_raw_fd(), times.as_ptr()) } != 0 {
+        return Err(std::io::Error::last_os_error());
     }
     Ok(())
 }
@@ -405,3 +455,6 @@ fn copy_sparse(input: &mut dyn Read, out: &mut File, size: u64) -> std::io::Resu
     }
     out.set_len(size)
 }
+
+#[cfg(test)]
+mod tests;

@@ -12,6 +12,7 @@ use super::disk::Attached;
 use super::reconcile::scan_like;
 use super::TuningLog;
 use crate::analysis::{compare, PackageChange};
+use crate::fsroot::{Links, RootDir};
 use crate::rawpath::{to_text, TextPath};
 use crate::report::ReportReader;
 use crate::{Error, Result};
@@ -64,7 +65,7 @@ pub fn verify(
     if image.is_dir() {
         // An unpacked root (`umoci unpack`, a mounted disk).
         let stats = scan_like(image, &header, &scanned)?;
-        let in_image = std::fs::read(image.join(&TuningLog::IN_IMAGE[1..])).ok();
+        let in_image = tuning_log_of(image);
         return finish(report, &scanned, stats.entries, log, in_image);
     }
     let mut magic = [0u8; 512];
@@ -85,7 +86,7 @@ pub fn verify(
                 .arg(&mnt),
         )?;
         entries = scan_like(&mnt, &header, &scanned)?.entries;
-        in_image_log = std::fs::read(mnt.join(&TuningLog::IN_IMAGE[1..])).ok();
+        in_image_log = tuning_log_of(&mnt);
         let _ = std::fs::remove_dir_all(&mnt);
     } else {
         let disk = disk_of(image, &magic[..n], work)?;
@@ -103,7 +104,7 @@ pub fn verify(
         };
         let att = Attached::mount_root(&raw_path, &mnt)?;
         entries = scan_like(&mnt, &header, &scanned)?.entries;
-        in_image_log = std::fs::read(mnt.join(&TuningLog::IN_IMAGE[1..])).ok();
+        in_image_log = tuning_log_of(&mnt);
         drop(att);
         let _ = std::fs::remove_file(&raw);
         if disk != image {
@@ -111,6 +112,13 @@ pub fn verify(
         }
     }
     finish(report, &scanned, entries, log, in_image_log)
+}
+
+/// The tuning log inside the image root `root`, read with the root's links resolved in it:
+/// an image whose log is a link to `/etc/shadow` must not make us read the host's.
+fn tuning_log_of(root: &Path) -> Option<Vec<u8>> {
+    let dir = RootDir::open(root, Links::InRoot).ok()?.crossing_mounts();
+    dir.read(TuningLog::IN_IMAGE.as_bytes(), 256 << 20).ok()
 }
 
 /// Compares the scan of the image with the report and sorts the differences out.
@@ -203,4 +211,24 @@ fn qemu_format(image: &Path) -> Result<String> {
     let v: serde_json::Value = serde_json::from_slice(&out)
         .map_err(|e| Error::Invalid(format!("qemu-img info {}: {e}", image.display())))?;
     Ok(v["format"].as_str().unwrap_or("raw").to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_tuning_log_is_read_inside_the_image() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("root");
+        std::fs::create_dir_all(root.join("var/lib/uforge")).unwrap();
+        let host = tmp.path().join("host-log.json");
+        std::fs::write(&host, b"{\"steps\": []}").unwrap();
+        let log = root.join(&TuningLog::IN_IMAGE[1..]);
+        std::os::unix::fs::symlink(&host, &log).unwrap();
+        assert_eq!(tuning_log_of(&root), None, "read the host's file");
+        std::fs::remove_file(&log).unwrap();
+        std::fs::write(&log, b"{}").unwrap();
+        assert_eq!(tuning_log_of(&root).as_deref(), Some(&b"{}"[..]));
+    }
 }

@@ -693,3 +693,54 @@ fn files_changed_since_the_scan() {
     );
     assert!(err.to_string().contains("SHA-256"), "{err}");
 }
+
+#[test]
+fn a_directory_replaced_by_a_link_since_the_scan_is_not_followed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("root");
+    let outside = tmp.path().join("outside");
+    std::fs::create_dir_all(root.join("srv/dir")).unwrap();
+    std::fs::create_dir(&outside).unwrap();
+    std::fs::write(root.join("srv/dir/f"), b"image data\n").unwrap();
+    let report = scan_to_report(&ScanOptions::new(&root), &NoProgress).unwrap();
+    let file = tmp.path().join("scan.ufr");
+    report.save(&file).unwrap();
+    // The same name, size and time outside the root, behind a link where the directory was.
+    std::fs::write(outside.join("f"), b"HOST SECRET").unwrap();
+    let f = report
+        .files
+        .iter()
+        .find(|e| e.path == b"/srv/dir/f")
+        .unwrap();
+    let when = std::time::UNIX_EPOCH + std::time::Duration::new(f.mtime as u64, f.mtime_nsec);
+    std::fs::File::options()
+        .write(true)
+        .open(outside.join("f"))
+        .unwrap()
+        .set_modified(when)
+        .unwrap();
+    std::fs::remove_dir_all(root.join("srv/dir")).unwrap();
+    std::os::unix::fs::symlink(&outside, root.join("srv/dir")).unwrap();
+
+    let mut out = Vec::new();
+    let stats = write_tree(
+        &root,
+        &mut ReportReader::open(&file).unwrap(),
+        &mut out,
+        &NoProgress,
+    )
+    .unwrap();
+    let left: Vec<_> = stats.changed.iter().map(|e| &e.path[..]).collect();
+    assert_eq!(left, [&b"/srv/dir/f"[..]]);
+    assert!(
+        stats.changed[0]
+            .message
+            .contains("/srv/dir is a symbolic link"),
+        "{:?}",
+        stats.changed
+    );
+    assert!(
+        !out.windows(11).any(|w| w == b"HOST SECRET"),
+        "the host file went into the archive"
+    );
+}

@@ -3,10 +3,9 @@
 
 use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
-use std::fs::File;
 use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use super::names::{is_clean, member_name};
@@ -14,6 +13,7 @@ use super::output::{self, Output};
 use super::pax;
 use super::sparse::{self, Extent};
 use super::ustar::{self, Block, BLOCK};
+use crate::fsroot::{self, Links, RootDir};
 use crate::model::{FileEntry, FileKind, RawPath, ScanError};
 use crate::progress::Progress;
 use crate::report::ReportReader;
@@ -95,9 +95,14 @@ fn write<W: Write>(
     while full.last() == Some(&b'/') {
         full.pop();
     }
+    // Contents are read through the root's descriptor, never through a symlink: a scan does
+    // not cross one, so one met now was put there since. Mounts inside are crossed as the scan
+    // did.
+    let dir = RootDir::open(root, Links::Refuse)?.crossing_mounts();
     output::with_output(out, |out| {
         let mut w = Writer {
             out,
+            dir,
             root_len: full.len(),
             full,
             name: Vec::new(),
@@ -125,6 +130,7 @@ fn write<W: Write>(
 
 struct Writer<'a, 'o, W> {
     out: &'a mut Output<'o, W>,
+    dir: RootDir,
     /// Host path of the entry at hand: the root, then the in-root path (reused, not allocated).
     full: Vec<u8>,
     root_len: usize,
@@ -228,28 +234,30 @@ impl<W: Write> Writer<'_, '_, W> {
         self.full.truncate(self.root_len);
         self.full.extend_from_slice(&e.path);
         let path = Path::new(OsStr::from_bytes(&self.full));
-        let meta = match std::fs::symlink_metadata(path) {
+        let meta = match self.dir.lstat(&e.path) {
             Ok(m) => m,
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+            Err(err) if fsroot::not_found(&err) => {
                 self.left_out(e, "changed", "vanished since the scan".into());
                 return Ok(false);
             }
-            Err(err) => return Err(Error::io("stat", path, err)),
+            Err(err @ Error::Refused { .. }) => {
+                self.left_out(e, "changed", err.to_string());
+                return Ok(false);
+            }
+            Err(err) => return Err(err),
         };
         if let Some(why) = differs(&meta, e) {
             self.left_out(e, "changed", why);
             return Ok(false);
         }
-        let file = match open_nofollow(path) {
+        let file = match self.dir.open_file(&e.path) {
             Ok(f) => f,
-            Err(err)
-                if err.kind() == std::io::ErrorKind::NotFound
-                    || err.raw_os_error() == Some(libc::ELOOP) =>
-            {
-                self.left_out(e, "changed", format!("replaced since the scan: {err}"));
+            Err(err) if fsroot::not_found(&err) || matches!(err, Error::Refused { .. }) => {
+                let why = format!("replaced since the scan: {}", crate::error::chain(&err));
+                self.left_out(e, "changed", why);
                 return Ok(false);
             }
-            Err(err) => return Err(Error::io("open", path, err)),
+            Err(err) => return Err(err),
         };
         let now = file
             .metadata()
@@ -449,19 +457,4 @@ fn overlay_err(e: &FileEntry, message: String) -> Error {
         member: rawpath::display(&e.path),
         message,
     }
-}
-
-/// Opens without following a final symlink and, where allowed, without touching the atime.
-fn open_nofollow(path: &Path) -> std::io::Result<File> {
-    let open = |flags| {
-        File::options()
-            .read(true)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | flags)
-            .open(path)
-    };
-    // O_NOATIME is refused (EPERM) on files the caller does not own unless privileged.
-    open(libc::O_NOATIME).or_else(|e| match e.raw_os_error() {
-        Some(libc::EPERM) => open(0),
-        _ => Err(e),
-    })
 }

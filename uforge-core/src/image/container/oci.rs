@@ -5,6 +5,7 @@ use std::path::Path;
 
 use serde_json::{json, Value};
 
+use crate::fsroot::{Links, RootDir};
 use crate::model::Machine;
 use crate::{Error, Result};
 
@@ -76,12 +77,15 @@ pub(super) fn platform(machine: &Machine) -> Result<Platform> {
 pub(super) fn default_cmd(root: &Path) -> Option<Vec<String>> {
     // Nothing here follows a symlink: an absolute one (`bin -> /usr/bin`) would lead to the
     // host's files rather than the image's.
-    let meta = |p: &str| std::fs::symlink_metadata(root.join(p)).ok();
+    let dir = RootDir::open(root, Links::Refuse).ok()?;
+    let meta = |p: &str| dir.lstat(p.as_bytes()).ok();
     let is_dir = |p: &str| meta(p).is_some_and(|m| m.is_dir());
-    let usr_sh = is_dir("usr") && is_dir("usr/bin") && meta("usr/bin/sh").is_some();
-    let bin_is_usr_bin = std::fs::read_link(root.join("bin"))
-        .is_ok_and(|t| t == Path::new("usr/bin") || t == Path::new("/usr/bin"));
-    let shell = if (is_dir("bin") && meta("bin/sh").is_some()) || (bin_is_usr_bin && usr_sh) {
+    let usr_sh = is_dir("/usr") && is_dir("/usr/bin") && meta("/usr/bin/sh").is_some();
+    let bin_is_usr_bin = dir
+        .node(b"/bin")
+        .and_then(|n| n.read_link())
+        .is_ok_and(|t| t == b"usr/bin" || t == b"/usr/bin");
+    let shell = if (is_dir("/bin") && meta("/bin/sh").is_some()) || (bin_is_usr_bin && usr_sh) {
         "/bin/sh"
     } else if usr_sh {
         "/usr/bin/sh"

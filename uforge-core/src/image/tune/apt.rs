@@ -4,6 +4,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use std::io::Write;
+
+use crate::fsroot::{Create, Links, RootDir};
 use crate::image::cmd;
 use crate::{Error, Result};
 
@@ -37,8 +40,8 @@ impl Apt {
         text.push('\n');
         std::fs::write(&list, text).map_err(|e| Error::io("write", &list, e))?;
         let cache = root.join("var/cache/apt");
-        std::fs::create_dir_all(cache.join("archives/partial"))
-            .map_err(|e| Error::io("create", &cache, e))?;
+        RootDir::open(root, Links::InRoot)?
+            .create_dir_all(b"/var/cache/apt/archives/partial", 0o755)?;
         let native = archs.first().cloned().unwrap_or_else(|| "amd64".into());
         let p = |x: &Path| x.display().to_string();
         let mut opts = vec![
@@ -124,19 +127,22 @@ impl Apt {
         self.update()?;
         let before = installed(&self.root)?;
         // Maintainer scripts must not start the services they install on the build host.
-        let policy = self.root.join("usr/sbin/policy-rc.d");
-        let own_policy = !policy.exists();
+        let dir = RootDir::open(&self.root, Links::InRoot)?;
+        let policy: &[u8] = b"/usr/sbin/policy-rc.d";
+        let own_policy = !dir.exists(policy);
         if own_policy {
-            std::fs::write(&policy, "#!/bin/sh\nexit 101\n")
-                .map_err(|e| Error::io("write", &policy, e))?;
-            std::fs::set_permissions(&policy, std::os::unix::fs::PermissionsExt::from_mode(0o755))
-                .map_err(|e| Error::io("chmod", &policy, e))?;
+            let mut f = dir.create(policy, 0o755, Create::New)?;
+            let host = dir.host_path(policy);
+            f.write_all(b"#!/bin/sh\nexit 101\n")
+                .map_err(|e| Error::io("write", &host, e))?;
+            f.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o755))
+                .map_err(|e| Error::io("chmod", &host, e))?;
         }
         let mut c = self.command("apt-get");
         c.arg("install").args(names);
         let res = cmd::run(&mut c);
         if own_policy {
-            std::fs::remove_file(&policy).map_err(|e| Error::io("remove", &policy, e))?;
+            dir.remove_file(policy)?;
         }
         res.map_err(|e| {
             Error::Invalid(format!("installing {} in the image: {e}", names.join(", ")))
@@ -151,8 +157,8 @@ impl Apt {
 
 /// `name=version` of every installed package of the root, from its dpkg status file.
 fn installed(root: &Path) -> Result<Vec<String>> {
-    let path = root.join("var/lib/dpkg/status");
-    let text = std::fs::read_to_string(&path).map_err(|e| Error::io("read", &path, e))?;
+    let status = RootDir::open(root, Links::InRoot)?.read(b"/var/lib/dpkg/status", 1 << 30)?;
+    let text = String::from_utf8_lossy(&status);
     let mut out = Vec::new();
     for para in crate::deb822::parse(&text) {
         if para

@@ -3,24 +3,24 @@
 
 use std::path::Path;
 
+use crate::fsroot::{self, Links, RootDir};
 use crate::image::chroot::run_in;
-use crate::{Error, Result};
+use crate::Result;
 
 /// Kernel releases that have an image in `/boot`, newest first.
 pub fn kernels(root: &Path) -> Result<Vec<String>> {
-    let boot = root.join("boot");
+    let dir = RootDir::open(root, Links::InRoot)?;
     let mut out = Vec::new();
-    let rd = match std::fs::read_dir(&boot) {
-        Ok(rd) => rd,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
-        Err(e) => return Err(Error::io("read", &boot, e)),
+    let entries = match dir.read_dir(b"/boot") {
+        Ok(e) => e,
+        Err(e) if fsroot::not_found(&e) => return Ok(out),
+        Err(e) => return Err(e),
     };
-    for ent in rd {
-        let ent = ent.map_err(|e| Error::io("read", &boot, e))?;
-        let name = ent.file_name().to_string_lossy().into_owned();
+    for (name, _) in entries {
+        let name = String::from_utf8_lossy(&name);
         if let Some(v) = name.strip_prefix("vmlinuz-") {
-            if root.join("lib/modules").join(v).is_dir()
-                || root.join("usr/lib/modules").join(v).is_dir()
+            if dir.is_dir(format!("/lib/modules/{v}").as_bytes())
+                || dir.is_dir(format!("/usr/lib/modules/{v}").as_bytes())
             {
                 out.push(v.to_string());
             }
@@ -52,17 +52,22 @@ pub fn paravirt_only(kernels: &[String]) -> bool {
 /// The drivers of `wanted` that neither the initramfs of `kernel` holds nor the kernel has
 /// built in. `None` when the initramfs cannot be listed (no initramfs-tools in the root).
 pub fn missing_drivers(root: &Path, kernel: &str, wanted: &[&str]) -> Result<Option<Vec<String>>> {
+    let dir = RootDir::open(root, Links::InRoot)?;
     let initrd = format!("/boot/initrd.img-{kernel}");
-    if !root.join(&initrd[1..]).is_file() {
+    if !dir.is_file(initrd.as_bytes()) {
         return Ok(Some(wanted.iter().map(|s| s.to_string()).collect()));
     }
-    if !root.join("usr/bin/lsinitramfs").is_file() {
+    if !dir.is_file(b"/usr/bin/lsinitramfs") {
         return Ok(None);
     }
     let listing = String::from_utf8_lossy(&run_in(root, "lsinitramfs", &[&initrd])?).into_owned();
-    let builtin =
-        std::fs::read_to_string(root.join(format!("lib/modules/{kernel}/modules.builtin")))
-            .unwrap_or_default();
+    let builtin = dir
+        .read(
+            format!("/lib/modules/{kernel}/modules.builtin").as_bytes(),
+            64 << 20,
+        )
+        .unwrap_or_default();
+    let builtin = String::from_utf8_lossy(&builtin);
     let norm = |s: &str| s.replace('-', "_");
     let has = |d: &str| {
         let d = norm(d);

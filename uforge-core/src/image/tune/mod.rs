@@ -7,7 +7,11 @@
 pub mod apt;
 pub mod boot;
 pub mod files;
+#[cfg(test)]
+mod tests;
 
+use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
@@ -16,6 +20,7 @@ use super::disk::Disk;
 use super::reconcile::scan_like;
 use super::{Format, NetworkPolicy, Target, TuningChange, TuningLog, TuningStep};
 use crate::analysis::compare;
+use crate::fsroot::{self, Create, Links, RootDir};
 use crate::model::{NetMethod, ReportHeader};
 use crate::progress::Progress;
 use crate::report::ReportReader;
@@ -51,6 +56,7 @@ pub fn tune(
     progress.phase("tune", None);
     let mut t = Tuner {
         spec,
+        dir: RootDir::open(spec.root, Links::InRoot)?,
         log: TuningLog {
             format: spec.format.name().into(),
             target: spec.target.name().into(),
@@ -82,8 +88,13 @@ pub fn tune(
     Ok(t.log)
 }
 
+/// Tuning edits configuration files, which are read small.
+const MAX_EDIT: u64 = 64 << 20;
+
 struct Tuner<'a> {
     spec: &'a TuneSpec<'a>,
+    /// The root, its links followed as the machine would, never out of it.
+    dir: RootDir,
     log: TuningLog,
     /// A scan of the root as it is now, if no edit happened since.
     snapshot: Option<PathBuf>,
@@ -163,43 +174,36 @@ impl Tuner<'_> {
     /// Writes `content` at in-root `path` (creating missing parent directories, recorded too)
     /// and records the change. Unchanged content is not rewritten.
     fn write(&mut self, path: &str, content: &[u8], mode: u32) -> Result<()> {
-        let full = self.root().join(&path[1..]);
-        let old = std::fs::read(&full).ok();
+        let old = self.dir.read(path.as_bytes(), MAX_EDIT).ok();
         if old.as_deref() == Some(content) {
             return Ok(());
         }
-        let mut missing = Vec::new();
-        let mut dir = Path::new(path).parent();
-        while let Some(d) = dir {
-            if d == Path::new("/") || self.root().join(d.strip_prefix("/").unwrap_or(d)).exists() {
-                break;
+        if let Some(parent) = Path::new(path).parent() {
+            for d in self
+                .dir
+                .create_dir_all(parent.as_os_str().as_bytes(), 0o755)?
+            {
+                self.record(&String::from_utf8_lossy(&d), "added");
             }
-            missing.push(d.to_string_lossy().into_owned());
-            dir = d.parent();
         }
-        for d in missing.iter().rev() {
-            let p = self.root().join(&d[1..]);
-            std::fs::create_dir(&p).map_err(|e| Error::io("create", &p, e))?;
-            self.record(d, "added");
-        }
-        std::fs::write(&full, content).map_err(|e| Error::io("write", &full, e))?;
-        if old.is_none() {
-            std::fs::set_permissions(&full, std::fs::Permissions::from_mode(mode))
-                .map_err(|e| Error::io("chmod", &full, e))?;
-        }
+        write_file(
+            &self.dir,
+            path.as_bytes(),
+            content,
+            old.is_none().then_some(mode),
+        )?;
         self.record(path, if old.is_some() { "modified" } else { "added" });
         Ok(())
     }
 
     fn remove(&mut self, path: &str) -> Result<()> {
-        let full = self.root().join(&path[1..]);
-        match std::fs::remove_file(&full) {
+        match self.dir.remove_file(path.as_bytes()) {
             Ok(()) => {
                 self.record(path, "removed");
                 Ok(())
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(Error::io("remove", &full, e)),
+            Err(e) if fsroot::not_found(&e) => Ok(()),
+            Err(e) => Err(e),
         }
     }
 
@@ -258,9 +262,8 @@ impl Tuner<'_> {
             }
             for p in ["grub-pc-bin", "grub-efi-amd64-bin", "grub2-common"] {
                 if !self
-                    .root()
-                    .join(format!("var/lib/dpkg/info/{p}.list"))
-                    .exists()
+                    .dir
+                    .exists(format!("/var/lib/dpkg/info/{p}.list").as_bytes())
                 {
                     want.push(p.into());
                 }
@@ -272,9 +275,8 @@ impl Tuner<'_> {
         let mut skipped = Vec::new();
         for agent in self.spec.target.agents() {
             if self
-                .root()
-                .join(format!("var/lib/dpkg/info/{agent}.list"))
-                .exists()
+                .dir
+                .exists(format!("/var/lib/dpkg/info/{agent}.list").as_bytes())
             {
                 continue;
             }
@@ -322,7 +324,7 @@ impl Tuner<'_> {
         if todo.is_empty() {
             return Ok(());
         }
-        if !self.root().join("usr/sbin/update-initramfs").exists() {
+        if !self.dir.exists(b"/usr/sbin/update-initramfs") {
             return Err(Error::Invalid(
                 "the image's initramfs lacks the target's disk drivers and the machine has no \
                  initramfs-tools to rebuild it"
@@ -341,12 +343,13 @@ impl Tuner<'_> {
                 self.spec.target
             ),
             |t| {
-                let modules = t.root().join("etc/initramfs-tools/modules");
-                let mut text = std::fs::read_to_string(&modules).unwrap_or_default();
+                let modules = b"/etc/initramfs-tools/modules";
+                let old = t.dir.read(modules, MAX_EDIT).ok();
+                let mut text =
+                    String::from_utf8_lossy(old.as_deref().unwrap_or_default()).into_owned();
                 let mut added = false;
                 for (k, missing) in &todo {
-                    let initrd = t.root().join(format!("boot/initrd.img-{k}"));
-                    if initrd.exists() {
+                    if t.dir.exists(format!("/boot/initrd.img-{k}").as_bytes()) {
                         for m in missing {
                             if !text.lines().any(|l| l.trim() == m) {
                                 text.push_str(m);
@@ -357,10 +360,16 @@ impl Tuner<'_> {
                     }
                 }
                 if added {
-                    std::fs::write(&modules, &text).map_err(|e| Error::io("write", &modules, e))?;
+                    t.dir.create_dir_all(b"/etc/initramfs-tools", 0o755)?;
+                    write_file(
+                        &t.dir,
+                        modules,
+                        text.as_bytes(),
+                        old.is_none().then_some(0o644),
+                    )?;
                 }
                 for (k, _) in &todo {
-                    let exists = t.root().join(format!("boot/initrd.img-{k}")).exists();
+                    let exists = t.dir.exists(format!("/boot/initrd.img-{k}").as_bytes());
                     run_in(
                         t.root(),
                         "update-initramfs",
@@ -397,21 +406,22 @@ impl Tuner<'_> {
                 boot::CMDLINE
             ),
             |t| {
-                let d = t.root().join("etc/default/grub.d");
-                std::fs::create_dir_all(&d).map_err(|e| Error::io("create", &d, e))?;
-                let f = d.join("50-uforge.cfg");
-                std::fs::write(&f, boot::grub_defaults()).map_err(|e| Error::io("write", &f, e))?;
-                let cfg = t.root().join("boot/grub");
-                std::fs::create_dir_all(&cfg).map_err(|e| Error::io("create", &cfg, e))?;
-                let cfg = cfg.join("grub.cfg");
-                std::fs::write(&cfg, boot::grub_cfg(&kernels, &root_uuid, &os))
-                    .map_err(|e| Error::io("write", &cfg, e))?;
+                t.dir.create_dir_all(b"/etc/default/grub.d", 0o755)?;
+                let defaults = boot::grub_defaults();
+                write_file(
+                    &t.dir,
+                    b"/etc/default/grub.d/50-uforge.cfg",
+                    defaults.as_bytes(),
+                    None,
+                )?;
+                t.dir.create_dir_all(b"/boot/grub", 0o755)?;
+                let cfg = boot::grub_cfg(&kernels, &root_uuid, &os);
+                write_file(&t.dir, b"/boot/grub/grub.cfg", cfg.as_bytes(), None)?;
                 // Images are made inside the root, with its own GRUB, in the /run tmpfs the
                 // chroot mounts (nothing is left in the root's files).
-                let run = t.root().join("run");
-                let early = run.join("uforge-early.cfg");
-                std::fs::write(&early, boot::early_cfg(&root_uuid))
-                    .map_err(|e| Error::io("write", &early, e))?;
+                let run = t.dir.subdir(b"/run")?;
+                let early = boot::early_cfg(&root_uuid);
+                write_file(&run, b"/uforge-early.cfg", early.as_bytes(), None)?;
                 run_in(
                     t.root(),
                     "grub-mkimage",
@@ -448,14 +458,24 @@ impl Tuner<'_> {
                     ]
                     .concat(),
                 )?;
-                let read = |p: &Path| std::fs::read(p).map_err(|e| Error::io("read", p, e));
-                let boot_img = read(&t.root().join("usr/lib/grub/i386-pc/boot.img"))?;
-                let core_img = read(&run.join("uforge-core.img"))?;
+                // What GRUB made is read through the root's descriptor: a link planted in its
+                // place must not put a host file on the disk.
+                let boot_img = t.dir.read(b"/usr/lib/grub/i386-pc/boot.img", MAX_EDIT)?;
+                let core_img = run.read(b"/uforge-core.img", MAX_EDIT)?;
                 disk.install_bios_boot(&boot_img, &core_img)?;
-                esp_put(&run.join("uforge-bootx64.efi"), "EFI/BOOT/BOOTX64.EFI")?;
+                let efi = t.spec.work.join("uforge-bootx64.efi");
+                std::fs::write(&efi, run.read(b"/uforge-bootx64.efi", MAX_EDIT)?)
+                    .map_err(|e| Error::io("write", &efi, e))?;
+                let put = esp_put(&efi, "EFI/BOOT/BOOTX64.EFI");
+                let _ = std::fs::remove_file(&efi);
+                put?;
                 efi_done = true;
-                for f in ["uforge-early.cfg", "uforge-core.img", "uforge-bootx64.efi"] {
-                    let _ = std::fs::remove_file(run.join(f));
+                for f in [
+                    "/uforge-early.cfg",
+                    "/uforge-core.img",
+                    "/uforge-bootx64.efi",
+                ] {
+                    let _ = run.remove_file(f.as_bytes());
                 }
                 Ok(Vec::new())
             },
@@ -473,7 +493,8 @@ impl Tuner<'_> {
     }
 
     fn fstab(&mut self, disk: &Disk) -> Result<()> {
-        let old = std::fs::read_to_string(self.root().join("etc/fstab")).unwrap_or_default();
+        let old = self.dir.read(b"/etc/fstab", MAX_EDIT).unwrap_or_default();
+        let old = String::from_utf8_lossy(&old);
         let new = files::fstab(&old, &disk.root_uuid, &disk.esp_uuid);
         self.step(
             "fstab",
@@ -514,8 +535,10 @@ impl Tuner<'_> {
                 continue;
             }
             files_done.push(&i.file);
-            let full = self.root().join(&i.file[1..]);
-            let Ok(text) = std::fs::read_to_string(&full) else {
+            let Ok(text) = self.dir.read(i.file.as_bytes(), MAX_EDIT) else {
+                continue;
+            };
+            let Ok(text) = String::from_utf8(text) else {
                 continue;
             };
             let new = match i.source.as_str() {
@@ -552,8 +575,10 @@ impl Tuner<'_> {
                 }
                 _ => continue,
             };
-            let mode = std::fs::metadata(&full)
-                .map(|m| m.permissions().mode())
+            let mode = self
+                .dir
+                .stat(i.file.as_bytes())
+                .map(|m| m.permissions().mode() & 0o7777)
                 .unwrap_or(0o644);
             let path = i.file.clone();
             self.write(&path, new.as_bytes(), mode)?;
@@ -567,18 +592,21 @@ impl Tuner<'_> {
             "machine-id",
             "machine-id emptied so that the new machine gets its own at first boot".into(),
         );
-        if self.root().join("etc/machine-id").exists() {
+        if self.dir.exists(b"/etc/machine-id") {
             self.write("/etc/machine-id", b"", 0o444)?;
         }
-        let dbus = self.root().join("var/lib/dbus/machine-id");
-        if dbus.symlink_metadata().is_ok_and(|m| m.is_file()) {
+        if self
+            .dir
+            .lstat(b"/var/lib/dbus/machine-id")
+            .is_ok_and(|m| m.is_file())
+        {
             self.remove("/var/lib/dbus/machine-id")?;
         }
         Ok(())
     }
 
     fn cloud_init(&mut self) -> Result<()> {
-        if !self.root().join("etc/cloud/cloud.cfg").exists() || self.spec.target.is_container() {
+        if !self.dir.exists(b"/etc/cloud/cloud.cfg") || self.spec.target.is_container() {
             return Ok(());
         }
         let statics = self
@@ -618,19 +646,34 @@ impl Tuner<'_> {
         );
         let path = TuningLog::IN_IMAGE;
         // The log lists itself: record first, then serialise.
-        let full = self.root().join(&path[1..]);
-        let parent = full.parent().expect("has a parent");
-        if !parent.exists() {
-            std::fs::create_dir_all(parent).map_err(|e| Error::io("create", parent, e))?;
-            self.record("/var/lib/uforge", "added");
+        let parent = Path::new(path).parent().expect("has a parent");
+        for d in self
+            .dir
+            .create_dir_all(parent.as_os_str().as_bytes(), 0o755)?
+        {
+            self.record(&String::from_utf8_lossy(&d), "added");
         }
         self.record(path, "added");
         let json = serde_json::to_vec_pretty(&self.log)
             .map_err(|e| Error::Invalid(format!("tuning log: {e}")))?;
-        std::fs::write(&full, json).map_err(|e| Error::io("write", &full, e))?;
+        write_file(&self.dir, path.as_bytes(), &json, None)?;
         if let Some(s) = self.snapshot.take() {
             let _ = std::fs::remove_file(s);
         }
         Ok(())
     }
+}
+
+/// Writes `content` as the file at in-root `path` of `dir` (emptied first if it exists),
+/// setting `mode` when given.
+fn write_file(dir: &RootDir, path: &[u8], content: &[u8], mode: Option<u32>) -> Result<()> {
+    let mut f = dir.create(path, 0o644, Create::Truncate)?;
+    let host = || dir.host_path(path);
+    f.write_all(content)
+        .map_err(|e| Error::io("write", host(), e))?;
+    if let Some(m) = mode {
+        f.set_permissions(std::fs::Permissions::from_mode(m))
+            .map_err(|e| Error::io("chmod", host(), e))?;
+    }
+    Ok(())
 }
