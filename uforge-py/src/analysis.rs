@@ -27,16 +27,23 @@ impl RepoIndex {
     /// `cache_dir` holds indexes, `.deb` files and manifests across runs. `keyring` signs
     /// repositories whose line has no `signed-by` (default: the Debian archive keyring).
     /// `archs` are the architectures whose indexes are read (default `amd64` and `all`; see
-    /// `Report.index_archs`). Raises RepoError naming the line that failed.
+    /// `Report.index_archs`). `files` are sources files, one-line or deb822 (`.sources`),
+    /// whose repositories are opened after `lines`. Raises RepoError naming the line that
+    /// failed.
     #[staticmethod]
-    #[pyo3(signature = (lines, cache_dir, keyring = None, archs = None))]
+    #[pyo3(signature = (lines, cache_dir, keyring = None, archs = None, files = None))]
     fn from_sources(
         py: Python<'_>,
-        lines: Vec<String>,
+        mut lines: Vec<String>,
         cache_dir: FsArg,
         keyring: Option<FsArg>,
         archs: Option<Vec<String>>,
+        files: Option<Vec<FsArg>>,
     ) -> PyResult<RepoIndex> {
+        let keys = cache_dir.path().join("keys");
+        for f in files.unwrap_or_default() {
+            lines.extend(repo::read_sources_file(&f.path(), &keys).map_err(to_py)?);
+        }
         let mut opts = RepoOptions::new(cache_dir.path());
         opts.keyring = keyring.map(|k| k.path());
         if let Some(archs) = archs {

@@ -5,6 +5,7 @@ import json
 import pytest
 
 import uforge
+from conftest import REPO_CACHE
 
 
 def test_the_local_package_is_the_only_missing_one(analysis):
@@ -58,6 +59,25 @@ def test_repo_index(report, repos):
     nginx = next(p for p in report.packages if p.name == "nginx-common")
     assert repos.has(nginx.name, nginx.version, nginx.arch)
     assert not repos.has("acme-agent", "2.4.1-1", "amd64")
+
+
+def test_a_deb822_sources_file(tmp_path, report):
+    # This machine's own deb822 file: bookworm, bookworm-updates and bookworm-security.
+    repos = uforge.RepoIndex.from_sources(
+        [],
+        cache_dir=REPO_CACHE,
+        files=["/etc/apt/sources.list.d/debian.sources"],
+        archs=report.index_archs,
+    )
+    assert [n.split()[-2] for n in repos.names] == [
+        "bookworm",
+        "bookworm-updates",
+        "bookworm-security",
+    ]
+    bad = tmp_path / "bad.sources"
+    bad.write_text("Types: deb\nURIs: http://h/d\n")
+    with pytest.raises(uforge.RepoError, match="bad.sources stanza 1: no Suites"):
+        uforge.RepoIndex.from_sources([], cache_dir=tmp_path, files=[bad])
 
 
 def test_a_bad_repository_line_raises_repo_error(tmp_path):

@@ -360,6 +360,45 @@ fn a_file_changed_after_the_scan_is_reported_not_shipped() {
     );
 }
 
+/// The README's `analyze` command as written: bookworm and bookworm-security, whose Release
+/// lists a `binary-all` index apt never reads. Then the same repositories from this machine's
+/// own deb822 sources file.
+#[test]
+fn analysis_against_the_readme_repositories_and_a_deb822_file() {
+    let d = drifted();
+    let dir = tempfile::tempdir().unwrap();
+    let run = |repo_args: &[&str], out: &Path| -> Value {
+        run_ok(
+            scan_bin()
+                .args(["analyze", "--report"])
+                .arg(&d.report_path)
+                .args(repo_args)
+                .arg("--cache-dir")
+                .arg(cache_dir())
+                .arg("-o")
+                .arg(out),
+        );
+        serde_json::from_slice(&std::fs::read(out).unwrap()).unwrap()
+    };
+    let readme = run(
+        &[
+            "--repo",
+            "deb http://deb.debian.org/debian bookworm main",
+            "--repo",
+            "deb http://deb.debian.org/debian-security bookworm-security main",
+        ],
+        &dir.path().join("readme.json"),
+    );
+    assert_eq!(readme["missing_packages"], d.analysis["missing_packages"]);
+    assert_eq!(readme["wanted"], d.analysis["wanted"]);
+    let file = run(
+        &["--repo-file", "/etc/apt/sources.list.d/debian.sources"],
+        &dir.path().join("file.json"),
+    );
+    assert_eq!(file["missing_packages"], d.analysis["missing_packages"]);
+    assert_eq!(file["wanted"], d.analysis["wanted"]);
+}
+
 #[test]
 fn analyze_rejects_bad_repository_lines() {
     let d = drifted();

@@ -465,6 +465,7 @@ fn build_job(ctx: &Ctx, worker: &str, job: &Image) -> Result<Done, String> {
     };
     let sources = Sources {
         lines: sources,
+        files: Vec::new(),
         local: vec![ctx.data.user_repo(&user)],
         keyring: ctx.keyring.clone(),
         cache_dir: Some(ctx.data.cache()),

@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 
 use super::cache::{self, TempFile};
 use super::fetch::{fetch_bytes, fetch_optional};
-use super::release::{strip_clearsign, Release};
+use super::release::{strip_clearsign, Release, ReleaseIdentity};
 use super::{
     deb, err, hex, packages, verify, DebManifest, Fetcher, PackageKey, PackageRecord, RepoIndex,
     RepoOptions, SourceLine, DEFAULT_KEYRING,
@@ -34,6 +34,7 @@ struct CachedIndex {
 pub struct DebianRepo {
     name: String,
     base: String,
+    identity: Option<ReleaseIdentity>,
     records: HashMap<PackageKey, PackageRecord>,
     cache_dir: PathBuf,
     fetcher: Arc<dyn Fetcher>,
@@ -80,6 +81,11 @@ impl DebianRepo {
         let tmp = opts.cache_dir.join("tmp");
 
         let signed = fetch_release(&*fetcher, &meta, line.trusted, &keyring, &tmp)?;
+        if let Some((_, release, url)) = &signed {
+            if line.check_valid_until {
+                release.check_valid_until(now()).map_err(|m| err(url, m))?;
+            }
+        }
         let cached = IndexCache {
             release: dir.join("Release"),
             index: dir.join("index.bin"),
@@ -94,6 +100,7 @@ impl DebianRepo {
         let mut repo = DebianRepo {
             name,
             base,
+            identity: signed.as_ref().map(|(_, r, _)| r.identity.clone()),
             records: HashMap::with_capacity(records.len()),
             cache_dir: opts.cache_dir.clone(),
             fetcher,
@@ -115,6 +122,12 @@ impl DebianRepo {
     /// The repository base URI (without trailing slash), to which `Filename`s are relative.
     pub fn base_uri(&self) -> &str {
         &self.base
+    }
+
+    /// Which release the repository carries, from its Release file (`None` for a flat
+    /// repository without one).
+    pub fn identity(&self) -> Option<&ReleaseIdentity> {
+        self.identity.as_ref()
     }
 
     /// The index record of a package, if the repository carries it.
@@ -392,23 +405,34 @@ fn fetch_release(
     Ok(Some((raw, release, url)))
 }
 
-/// Directories (relative to the Release file) whose `Packages` index is read.
-fn index_dirs(line: &SourceLine, archs: &[String], release: Option<&Release>) -> Vec<String> {
+/// Directories (relative to the Release file) whose `Packages` index is read: apt's rules,
+/// so that an index the Release lists but apt never reads (a stale `binary-all` of a suite
+/// without `all` in its `Architectures`) is not read either.
+pub(super) fn index_dirs(
+    line: &SourceLine,
+    archs: &[String],
+    release: Option<&Release>,
+) -> Vec<String> {
     if line.is_flat() {
         // One index for every architecture; records are filtered by architecture instead.
         return vec![String::new()];
     }
-    let skip_all =
-        release.is_some_and(|r| r.all_in_arch_indexes) && archs.iter().any(|a| a != "all");
     let mut out = Vec::new();
     for comp in &line.components {
         for arch in archs {
-            if !(skip_all && arch == "all") {
+            if release.is_none_or(|r| r.builds(arch)) {
                 out.push(format!("{comp}/binary-{arch}"));
             }
         }
     }
     out
+}
+
+/// Seconds since the epoch, for `Valid-Until`.
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
 }
 
 /// Fetches the `Packages` index of `rel_dir`, in the best compression the Release lists, and

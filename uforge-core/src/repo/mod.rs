@@ -1,6 +1,7 @@
 //! Package repositories: what they hold and the official digests of their files.
 //!
-//! A repository is opened from one sources.list line ([`SourceLine`]) into a [`DebianRepo`],
+//! A repository is opened from one sources.list line ([`SourceLine`]; files of either apt form,
+//! one-line or deb822 `.sources`, are read by [`read_sources_file`]) into a [`DebianRepo`],
 //! which answers the analysis through [`RepoIndex`]: does the repository carry this exact
 //! package, and what files (with digests) does its `.deb` ship. Indexes, `.deb` files and
 //! manifests are cached on disk so that only the signed `InRelease` is fetched on a warm start.
@@ -37,6 +38,7 @@ mod open;
 mod packages;
 mod release;
 mod sources;
+mod sources_file;
 mod verify;
 
 #[cfg(test)]
@@ -49,7 +51,9 @@ pub(crate) use fetch::percent_decode;
 pub use fetch::HttpFetcher;
 pub use fetch::{default_fetcher, Fetcher, FileFetcher, SchemeFetcher};
 pub use open::{archs_of, default_cache_dir, file_uri, open_sources, Sources};
+pub use release::ReleaseIdentity;
 pub use sources::SourceLine;
+pub use sources_file::{parse_sources, read_sources_file, source_lines, SourceEntry};
 
 /// Identity of a binary package: what dpkg records and what a `Packages` index lists.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

@@ -19,9 +19,14 @@ pub struct Sources {
     /// or `deb [trusted=yes] file:/path ./` for a flat local repository. Repeat for several.
     #[cfg_attr(
         feature = "clap",
-        arg(long = "repo", value_name = "LINE", required = true)
+        arg(long = "repo", value_name = "LINE", required_unless_present = "files")
     )]
     pub lines: Vec<String>,
+    /// A sources file, one-line (`sources.list`) or deb822 (`.sources`, as in
+    /// `/etc/apt/sources.list.d/debian.sources`); its repositories are used as if given with
+    /// `--repo`. Repeat for several.
+    #[cfg_attr(feature = "clap", arg(long = "repo-file", value_name = "FILE"))]
+    pub files: Vec<PathBuf>,
     /// Flat repositories of recreated packages (a `Packages` index beside the `.deb` files),
     /// trusted; one without an index yet is passed over.
     #[cfg_attr(feature = "clap", arg(skip))]
@@ -51,6 +56,17 @@ impl Sources {
         self.cache_dir.clone().unwrap_or_else(default_cache_dir)
     }
 
+    /// Reads the sources files into one-line entries appended to `lines` (inline `Signed-By`
+    /// keys are written under the cache directory), leaving `files` empty. Frontends call it
+    /// once, before the sources are used.
+    pub fn read_files(&mut self) -> Result<()> {
+        let keys = self.cache_dir().join("keys");
+        for f in std::mem::take(&mut self.files) {
+            self.lines.extend(super::read_sources_file(&f, &keys)?);
+        }
+        Ok(())
+    }
+
     /// The options repositories are opened with for a report with this header.
     pub fn options(&self, header: &ReportHeader) -> RepoOptions {
         RepoOptions {
@@ -75,7 +91,9 @@ impl Sources {
         header: &ReportHeader,
         progress: &dyn Progress,
     ) -> Result<Vec<Box<dyn RepoIndex>>> {
-        let mut lines = self.lines.clone();
+        let mut resolved = self.clone();
+        resolved.read_files()?;
+        let mut lines = resolved.lines;
         lines.extend(
             self.indexed_local()
                 .map(|d| format!("deb [trusted=yes] {} ./", file_uri(d))),

@@ -19,8 +19,12 @@ pub struct SourceLine {
     pub trusted: bool,
     /// `[arch=...]`: the architectures to read, overriding the options.
     pub arch: Option<Vec<String>>,
-    /// `[signed-by=...]`: the keyring for this repository, overriding the options.
+    /// `[signed-by=...]`: the keyring for this repository, overriding the options; the
+    /// Release must be signed by a key of this keyring.
     pub signed_by: Option<PathBuf>,
+    /// `[check-valid-until=no]` turns this off: a Release whose `Valid-Until` date has passed
+    /// is refused, as apt refuses it (a stale or replayed mirror).
+    pub check_valid_until: bool,
 }
 
 impl SourceLine {
@@ -51,6 +55,7 @@ impl SourceLine {
             trusted: false,
             arch: None,
             signed_by: None,
+            check_valid_until: true,
         };
         if let Some(opts) = rest.strip_prefix('[') {
             let (opts, after) = opts
@@ -90,7 +95,14 @@ impl SourceLine {
                         }
                         out.signed_by = Some(PathBuf::from(value));
                     }
-                    // lang=, target=, pdiffs=, by-hash=, check-valid-until=... only tune apt.
+                    "check-valid-until" => {
+                        out.check_valid_until = match value {
+                            "yes" => true,
+                            "no" => false,
+                            _ => return Err(bad("check-valid-until= must be yes or no")),
+                        }
+                    }
+                    // lang=, target=, pdiffs=, by-hash=... only tune apt.
                     _ => {}
                 }
             }
@@ -141,6 +153,9 @@ impl fmt::Display for SourceLine {
         if let Some(k) = &self.signed_by {
             opts.push(format!("signed-by={}", k.display()));
         }
+        if !self.check_valid_until {
+            opts.push("check-valid-until=no".to_string());
+        }
         write!(f, "deb ")?;
         if !opts.is_empty() {
             write!(f, "[{}] ", opts.join(" "))?;
@@ -183,10 +198,15 @@ mod tests {
             Some(std::path::Path::new("/k/r.gpg"))
         );
         assert_eq!(l.components, ["main", "contrib"]);
+        assert!(l.check_valid_until);
         assert_eq!(
             l.to_string(),
             "deb [arch=amd64,arm64 signed-by=/k/r.gpg] https://h/d bookworm main contrib"
         );
+
+        let l = SourceLine::parse("deb [check-valid-until=no] http://h/d bookworm main").unwrap();
+        assert!(!l.check_valid_until);
+        assert_eq!(SourceLine::parse(&l.to_string()).unwrap(), l);
     }
 
     #[test]
@@ -199,6 +219,7 @@ mod tests {
             ("deb http://h/d", "suite"),
             ("deb [trusted=yes file:/x ./", "unterminated"),
             ("deb [trusted=maybe] file:/x ./", "yes or no"),
+            ("deb [check-valid-until=0] http://h/d s main", "yes or no"),
             ("deb [signed-by=ABCDEF] http://h/d s main", "absolute"),
             ("deb file:/x ./ main", "flat"),
             ("deb /srv/x bookworm main", "scheme"),

@@ -369,6 +369,115 @@ fn debian_mirror_matches_installed_files() {
     );
 }
 
+/// The security suites list a `binary-all` index without `all` among their architectures; apt
+/// never reads it (the mirror's copy is stale), and neither does opening the suite.
+#[test]
+fn security_suites_are_read_as_apt_reads_them() {
+    for suite in ["bookworm-security", "trixie-security"] {
+        let line = format!("deb http://deb.debian.org/debian-security {suite} main");
+        let repo = open(&line, &mirror_cache()).unwrap();
+        assert!(repo.len() > 100, "{suite}: {} packages", repo.len());
+        // Its `all` packages come from binary-amd64, as the Release says.
+        assert!(repo.records().any(|r| r.key.arch == "all"), "{suite}");
+        assert!(repo
+            .records()
+            .all(|r| r.key.arch == "all" || r.key.arch == "amd64"));
+        let id = repo.identity().unwrap();
+        assert_eq!(id.codename.as_deref(), Some(suite));
+        assert_eq!(id.origin.as_deref(), Some("Debian"));
+    }
+}
+
+#[test]
+fn index_selection_of_saved_releases() {
+    let saved = |name: &str| {
+        let path = format!(
+            "{}/src/repo/testdata/{name}.InRelease",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let text = std::fs::read_to_string(path).unwrap();
+        super::release::Release::parse(&super::release::strip_clearsign(&text).unwrap()).unwrap()
+    };
+    let archs = ["amd64".to_string(), "all".to_string()];
+    let line = |l: &str| SourceLine::parse(l).unwrap();
+    let sec = line("deb http://deb.debian.org/debian-security bookworm-security main contrib");
+    assert_eq!(
+        super::debian::index_dirs(&sec, &archs, Some(&saved("bookworm-security"))),
+        ["main/binary-amd64", "contrib/binary-amd64"]
+    );
+    let main = line("deb http://deb.debian.org/debian trixie main");
+    assert_eq!(
+        super::debian::index_dirs(&main, &archs, Some(&saved("trixie"))),
+        ["main/binary-amd64"]
+    );
+    let multi = ["amd64".to_string(), "s390x".to_string(), "all".to_string()];
+    assert_eq!(
+        super::debian::index_dirs(&main, &multi, Some(&saved("bullseye"))),
+        ["main/binary-amd64"]
+    );
+    // Without a Release (an unsigned trusted repository) every wanted index is tried.
+    assert_eq!(
+        super::debian::index_dirs(&main, &archs, None),
+        ["main/binary-amd64", "main/binary-all"]
+    );
+}
+
+/// `Valid-Until` of a signed suite: an expired Release is refused, naming the suite and the
+/// date, unless the line says `check-valid-until=no`.
+#[test]
+fn expired_release_is_refused() {
+    let t = tempfile::tempdir().unwrap();
+    let base = t.path().join("repo");
+    let gnupg = t.path().join("gnupg");
+    std::fs::create_dir_all(base.join("dists/old/main/binary-amd64")).unwrap();
+    std::fs::create_dir_all(&gnupg).unwrap();
+    build_pool(&base);
+    let script = format!(
+        r#"
+        export GNUPGHOME='{gh}'
+        chmod 700 "$GNUPGHOME"
+        trap 'gpgconf --kill gpg-agent' EXIT
+        gpg -q --batch --passphrase '' --quick-gen-key 'uforge test <t@example.invalid>' ed25519 sign never 2>/dev/null
+        gpg -q --export >keyring.gpg
+        cd repo
+        dpkg-scanpackages pool /dev/null 2>/dev/null >dists/old/main/binary-amd64/Packages
+        cd dists/old
+        f=main/binary-amd64/Packages
+        printf 'Codename: old
+Valid-Until: Thu, 01 Jan 2015 00:00:00 UTC
+Architectures: amd64
+SHA256:
+ %s %s %s
+'             "$(sha256sum <$f | cut -d' ' -f1)" "$(stat -c %s $f)" "$f" >Release
+        gpg -q --batch --clearsign -o InRelease Release
+        "#,
+        gh = gnupg.display()
+    );
+    sh(&script, t.path());
+    let uri = format!("file:{}", base.display());
+    let key = t.path().join("keyring.gpg");
+    let cache = t.path().join("cache");
+    let e = open(
+        &format!("deb [signed-by={}] {uri} old main", key.display()),
+        &cache,
+    )
+    .err()
+    .unwrap()
+    .to_string();
+    assert!(
+        e.contains("dists/old/InRelease")
+            && e.contains("Release of old expired on Thu, 01 Jan 2015 00:00:00 UTC"),
+        "{e}"
+    );
+    let line = format!(
+        "deb [signed-by={} check-valid-until=no] {uri} old main",
+        key.display()
+    );
+    let repo = open(&line, &cache).unwrap();
+    assert!(repo.has(&PackageKey::new("uft-zst", "1:2.0", "amd64")));
+    assert!(repo.has(&PackageKey::new("uft-demo", "1.0-1", "all")));
+}
+
 #[test]
 fn tampered_inrelease_is_rejected() {
     let real = super::fetch::fetch_bytes(

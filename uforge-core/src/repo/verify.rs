@@ -94,7 +94,7 @@ fn run(args: &[&OsStr], keyring: &Path, tmp: &Path, url: &str) -> Result<()> {
 }
 
 /// gpgv reads only binary keyrings; an ASCII-armored one (`.asc`) is decoded to a temporary file.
-fn binary_keyring(path: &Path, tmp: &Path) -> Result<(PathBuf, Option<TempFile>)> {
+pub(super) fn binary_keyring(path: &Path, tmp: &Path) -> Result<(PathBuf, Option<TempFile>)> {
     // gpgv looks up slash-less names in its home directory, not the current one.
     let path = &std::path::absolute(path).map_err(|e| Error::io("resolve keyring", path, e))?;
     let bytes = std::fs::read(path).map_err(|e| Error::io("read keyring", path, e))?;

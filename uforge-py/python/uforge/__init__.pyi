@@ -459,10 +459,12 @@ class RepoIndex:
         cache_dir: _StrPath,
         keyring: Optional[_StrPath] = None,
         archs: Optional[Sequence[str]] = None,
+        files: Optional[Sequence[_StrPath]] = None,
     ) -> RepoIndex:
         """Opens every repository named by a sources.list line
-        (``deb http://deb.debian.org/debian bookworm main``; ``[trusted=yes]``, ``[arch=...]``
-        and ``[signed-by=...]`` options are understood).
+        (``deb http://deb.debian.org/debian bookworm main``; ``[trusted=yes]``, ``[arch=...]``,
+        ``[signed-by=...]`` and ``[check-valid-until=no]`` options are understood), then those
+        of ``files``: sources files in either apt form, one-line or deb822 (``.sources``).
 
         ``cache_dir`` holds indexes, ``.deb`` files and manifests across runs. ``keyring``
         signs repositories whose line has no ``signed-by`` (default: the Debian archive

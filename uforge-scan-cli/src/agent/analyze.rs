@@ -29,7 +29,8 @@ fn open_output(path: &Path) -> Result<Box<dyn Write>> {
 }
 
 /// Runs `analyze`.
-pub fn analyze(a: AnalyzeArgs) -> Result<()> {
+pub fn analyze(mut a: AnalyzeArgs) -> Result<()> {
+    a.sources.read_files()?;
     let bar = Bar::new(a.quiet);
     let analysis = analysis::analyze_report(&a.report, &a.sources, &a.previous, &bar)
         .with_context(|| format!("analysis of {} failed", a.report.display()))?;

@@ -156,16 +156,18 @@ pub fn build(a: &BuildArgs, json_out: bool) -> Result<()> {
     };
     let work = scratch(a.work_dir.as_deref(), &a.output, "build")?;
 
+    let mut sources = a.sources.clone();
+    sources.read_files()?;
     let analysis = match &a.analysis {
         Some(p) => Analysis::open(p)?,
-        None => analysis::analyze_report(&a.report, &a.sources, &[], &progress)
+        None => analysis::analyze_report(&a.report, &sources, &[], &progress)
             .with_context(|| format!("analysis of {} failed", a.report.display()))?,
     };
     let blobs = LocalBlobStore::open(work.0.join("blobs"))?;
     let spec = BuildSpec {
         report: &a.report,
         blobs: &blobs,
-        sources: &a.sources,
+        sources: &sources,
         format: formats[0],
         target,
         network,

@@ -76,10 +76,14 @@ enum ScanCmd {
 
 #[derive(Debug, Subcommand)]
 enum RepoCmd {
-    /// Register a repository by its sources.list line.
+    /// Register a repository by its sources.list line, or every repository of a sources file.
     Add {
         /// `deb [options] URI SUITE [COMPONENT...]`
-        line: String,
+        #[arg(required_unless_present = "file", conflicts_with = "file")]
+        line: Option<String>,
+        /// A sources file, one-line or deb822 (`.sources`): each of its repositories is added.
+        #[arg(long, value_name = "FILE")]
+        file: Option<std::path::PathBuf>,
     },
     /// Fetch and verify a repository's index now.
     Sync {
@@ -132,7 +136,18 @@ fn run(cli: Cli) -> Result<()> {
             client.delete_scan(id)?;
             deleted(json, id)
         }
-        Command::Repo(RepoCmd::Add { line }) => emit(json, &client.repo_add(&line)?, tables::repo),
+        Command::Repo(RepoCmd::Add { line, file }) => {
+            let lines = match (line, file) {
+                (Some(line), _) => return emit(json, &client.repo_add(&line)?, tables::repo),
+                (None, Some(file)) => file_lines(&file)?,
+                (None, None) => unreachable!("clap requires one"),
+            };
+            let added = lines
+                .iter()
+                .map(|l| client.repo_add(l))
+                .collect::<Result<Vec<_>, _>>()?;
+            emit(json, &added, tables::repos)
+        }
         Command::Repo(RepoCmd::Sync { id }) => emit(json, &client.repo_sync(id)?, tables::repo),
         Command::Repo(RepoCmd::List) => emit(json, &client.repos()?, tables::repos),
         Command::Repo(RepoCmd::Delete { id }) => {
@@ -143,6 +158,26 @@ fn run(cli: Cli) -> Result<()> {
         Command::Package(PackageCmd::List) => emit(json, &client.packages()?, tables::packages),
         Command::Image(_) => unreachable!("handled above"),
     }
+}
+
+/// The repositories of a sources file as lines the server takes. The server cannot read an
+/// inline key of this machine, so those are refused here.
+fn file_lines(file: &std::path::Path) -> Result<Vec<String>> {
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
+    let entries = uforge_core::repo::parse_sources(&text, &file.display().to_string())?;
+    if let Some(e) = entries.iter().find(|e| e.inline_key.is_some()) {
+        anyhow::bail!(
+            "{}: {} has its key inline in Signed-By; put the key in a keyring file on the \
+             server and name it with signed-by=",
+            file.display(),
+            e.line
+        );
+    }
+    if entries.is_empty() {
+        anyhow::bail!("{} names no enabled `deb` repository", file.display());
+    }
+    Ok(entries.iter().map(|e| e.line.to_string()).collect())
 }
 
 /// Prints an answer: pretty JSON with `--json`, else the lines `table` makes of it.

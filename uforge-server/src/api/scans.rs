@@ -316,6 +316,7 @@ pub(crate) async fn upload_report(
     .await?;
     let sources = Sources {
         lines: repos,
+        files: Vec::new(),
         local: vec![state.data.user_repo(&user.name)],
         keyring: state.keyring.clone(),
         cache_dir: Some(state.data.cache()),
