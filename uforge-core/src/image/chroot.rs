@@ -1,5 +1,6 @@
-//! Mounts a root needs while maintainer scripts or bootloader tools run in it, undone on drop,
-//! and the removal of a tree that a killed build may have left mounts in.
+//! The `/run` a root needs while its tools run in it, undone on drop; running the root's own
+//! programs confined ([`run_in`]); and the removal of a tree that a killed build may have left
+//! mounts in.
 
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
@@ -7,25 +8,29 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use super::cmd;
+use super::sandbox::Sandbox;
 use crate::{Error, Result};
 
-/// `/proc`, `/sys`, `/dev` and `/run` mounted inside a root. Everything is undone on drop, in
-/// reverse order, so an error half way leaves no mount behind.
+/// A tmpfs on the root's `/run`, where the root's tools leave what the build reads back (GRUB's
+/// images), so nothing of it stays in the root's files. `/proc`, `/sys` and `/dev` come from the
+/// [sandbox](super::sandbox) each command runs in, never from the host. Undone on drop, so an
+/// error half way leaves no mount behind.
 #[derive(Debug)]
 pub struct ChrootMounts {
     mounted: Vec<PathBuf>,
 }
 
 impl ChrootMounts {
-    /// Mounts the pseudo filesystems in `root`.
+    /// Mounts the tmpfs on `root`'s `/run`.
     pub fn new(root: &Path) -> Result<Self> {
         let mut m = ChrootMounts {
             mounted: Vec::new(),
         };
-        m.mount(root, "proc", &["-t", "proc", "proc"])?;
-        m.mount(root, "sys", &["-t", "sysfs", "sysfs"])?;
-        m.mount(root, "dev", &["--rbind", "/dev"])?;
-        m.mount(root, "run", &["-t", "tmpfs", "-o", "mode=0755", "tmpfs"])?;
+        m.mount(
+            root,
+            "run",
+            &["-t", "tmpfs", "-o", "mode=0755,nosuid,nodev", "tmpfs"],
+        )?;
         Ok(m)
     }
 
@@ -67,18 +72,11 @@ pub fn unmount(at: &Path) -> Result<()> {
     cmd::run(Command::new("umount").arg("-R").arg("-l").arg(at)).map(|_| ())
 }
 
-/// Runs `program args` inside `root` with a clean, predictable environment.
+/// Runs the root's own `program args` with `root` as `/`, confined in a
+/// [sandbox](super::sandbox) without network and with its clean environment: the program is
+/// the scanned machine's code and never runs as root of the host.
 pub fn run_in(root: &Path, program: &str, args: &[&str]) -> Result<Vec<u8>> {
-    cmd::run(
-        Command::new("chroot")
-            .arg(root)
-            .arg(program)
-            .args(args)
-            .env_clear()
-            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
-            .env("LC_ALL", "C.UTF-8")
-            .env("DEBIAN_FRONTEND", "noninteractive"),
-    )
+    Sandbox::root(root).run(Command::new(program).args(args))
 }
 
 /// Removes a directory tree that a build may have mounted filesystems inside (a build that was
@@ -140,6 +138,48 @@ fn detach(mount: &Path) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
+    #[test]
+    fn the_roots_programs_cannot_reach_the_host() {
+        let root = crate::test_fixture::debian_root();
+        let host = tempfile::tempdir_in("/var/tmp").unwrap();
+        let secret = host.path().join("secret");
+        std::fs::write(&secret, "host secret").unwrap();
+        std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let pwned = host.path().join("pwned");
+        // The classic double chroot, then every way to the host file the root's code has: its
+        // path, the root of pid 1, and writing and chowning next to it.
+        let script = format!(
+            r#"mkdir "/dev/shm/x"; chroot "/dev/shm/x" or die "chroot: $!";
+               chdir ".." for 1..64; chroot "." or die "escape: $!";
+               for my $p ("{s}", "/proc/1/root{s}", "/etc/shadow-of-the-host") {{
+                   if (open(my $f, "<", $p)) {{ print "read $p: ", <$f>, "
+" }}
+               }}
+               if (open(my $f, ">", "{w}")) {{ print "wrote {w}
+" }}
+               chown(65534, 65534, "{s}") and print "chowned
+";
+               chmod(0666, "{s}") and print "chmodded
+";
+               print "uid ", $<, " sees ", -e "/usr/lib/os-release" ? "its root" : "?", "
+";"#,
+            s = secret.display(),
+            w = pwned.display()
+        );
+        let out = String::from_utf8(run_in(&root, "perl", &["-e", &script]).unwrap()).unwrap();
+        assert_eq!(out.trim(), "uid 0 sees its root", "{out}");
+        let meta = std::fs::metadata(&secret).unwrap();
+        assert_eq!((meta.uid(), meta.mode() & 0o7777), (0, 0o600));
+        assert_eq!(std::fs::read_to_string(&secret).unwrap(), "host secret");
+        assert!(!pwned.exists());
+        // Nothing the root runs is root of the host: a write to the host's /proc fails.
+        let err = run_in(&root, "sh", &["-c", "echo 1 >/proc/sys/vm/drop_caches"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("drop_caches"), "{err}");
+    }
 
     #[test]
     fn trees_without_mounts_are_removed() {

@@ -20,6 +20,7 @@ pub mod from_overlay;
 pub mod install;
 pub mod naming;
 pub mod reconcile;
+pub mod sandbox;
 pub mod tune;
 pub mod tuning_log;
 pub mod verify;
