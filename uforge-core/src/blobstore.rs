@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use std::fs::File;
 use std::io::{ErrorKind, Read, Write};
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -62,6 +62,43 @@ impl LocalBlobStore {
         Ok(LocalBlobStore { root })
     }
 
+    /// Removes the staging batches of processes that are gone (a crash mid-upload leaves
+    /// them); returns how many. Batches are named after the process that made them, so a
+    /// process sharing the store keeps its own. Call before this process stages anything.
+    pub fn remove_stale_staging(&self) -> Result<usize> {
+        let dir = self.root.join("staging");
+        let me = std::process::id();
+        let mut removed = 0;
+        for e in std::fs::read_dir(&dir).map_err(|e| Error::io("list", &dir, e))? {
+            let e = e.map_err(|e| Error::io("list", &dir, e))?;
+            let name = e.file_name();
+            let pid = name
+                .to_str()
+                .and_then(|n| n.split('-').next())
+                .and_then(|p| p.parse::<u32>().ok());
+            let alive = |pid: u32| {
+                let Ok(pid) = libc::pid_t::try_from(pid) else {
+                    return false;
+                };
+                // SAFETY: kill with signal 0 only checks that the process exists.
+                let r = unsafe { libc::kill(pid, 0) };
+                r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+            };
+            if pid.is_some_and(|p| p != me && p > 0 && alive(p)) {
+                continue;
+            }
+            let path = e.path();
+            let gone = if e.file_type().is_ok_and(|t| t.is_dir()) {
+                std::fs::remove_dir_all(&path)
+            } else {
+                std::fs::remove_file(&path)
+            };
+            gone.map_err(|e| Error::io("remove", &path, e))?;
+            removed += 1;
+        }
+        Ok(removed)
+    }
+
     /// Where the committed blob with this digest lives.
     pub fn blob_path(&self, sha256: &[u8; 32]) -> PathBuf {
         blob_path(&self.root, sha256)
@@ -101,7 +138,7 @@ impl BlobStore for LocalBlobStore {
                 SEQ.fetch_add(1, Ordering::Relaxed)
             );
             let dir = self.root.join("staging").join(name);
-            match std::fs::create_dir(&dir) {
+            match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
                 Ok(()) => {
                     return Ok(Box::new(LocalStaging {
                         root: self.root.clone(),
@@ -176,11 +213,13 @@ impl BlobStaging for LocalStaging {
         }
         let path = self.dir.join(to_hex(sha256));
         // A new file of our own, never something already there under that name (a link
-        // would redirect the write).
+        // would redirect the write). Blobs are a machine's files (its /etc/shadow, its host
+        // keys): owner only.
         let mut f = File::options()
             .write(true)
             .create_new(true)
             .custom_flags(libc::O_NOFOLLOW)
+            .mode(0o600)
             .open(&path)
             .map_err(|e| Error::io("create", &path, e))?;
         let result = self.verify(sha256, size, data, |chunk| f.write_all(chunk));
@@ -209,7 +248,7 @@ impl BlobStaging for LocalStaging {
         for sha in &self.staged {
             let dest = blob_path(&self.root, sha);
             let parent = dest.parent().unwrap_or(&self.root);
-            match std::fs::create_dir(parent) {
+            match std::fs::DirBuilder::new().mode(0o700).create(parent) {
                 Ok(()) => {}
                 Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
                 Err(e) => return Err(Error::io("create", parent, e)),
@@ -243,6 +282,39 @@ impl Drop for LocalStaging {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stale_staging_goes_and_blobs_are_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalBlobStore::open(dir.path()).unwrap();
+        let data = b"secret";
+        let sha: [u8; 32] = Sha256::digest(data).into();
+        let mut st = store.stage().unwrap();
+        st.put(&sha, 6, &mut &data[..]).unwrap();
+        // Left by a dead process (this one stands for its successor with the same pid), and
+        // one of a live process (init), which stays.
+        let mut dead = std::process::Command::new("true").spawn().unwrap();
+        dead.wait().unwrap();
+        let staging = dir.path().join("staging");
+        std::fs::create_dir(staging.join(format!("{}-1-0", dead.id()))).unwrap();
+        std::fs::create_dir(staging.join("1-1-0")).unwrap();
+        assert_eq!(store.remove_stale_staging().unwrap(), 2);
+        let left: Vec<_> = std::fs::read_dir(&staging)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(left, ["1-1-0"]);
+        drop(st);
+
+        let mut st = store.stage().unwrap();
+        st.put(&sha, 6, &mut &data[..]).unwrap();
+        st.commit().unwrap();
+        let p = store.blob_path(&sha);
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode(&p), 0o600);
+        assert_eq!(mode(p.parent().unwrap()), 0o700);
+    }
 
     fn sha(data: &[u8]) -> [u8; 32] {
         Sha256::digest(data).into()

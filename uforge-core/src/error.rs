@@ -25,6 +25,14 @@ pub enum Error {
         /// What is wrong with it.
         message: String,
     },
+    /// A report goes past a limit on its size: entries, decoded bytes, one record, one list.
+    #[error("report {what} is too large: {message}")]
+    ReportTooLarge {
+        /// Which report.
+        what: String,
+        /// Which limit it goes past.
+        message: String,
+    },
     /// A package database could not be parsed.
     #[error("malformed package database {}: {message}", path.display())]
     PackageDb {

@@ -22,6 +22,8 @@ pub struct AuthUser {
     pub id: i64,
     /// User name.
     pub name: String,
+    /// Whether the user is an administrator.
+    pub admin: bool,
 }
 
 /// A fresh token: its text (what the user keeps) and its SHA-256 (what the server keeps).
@@ -80,9 +82,17 @@ fn credentials(header: &str) -> Option<Credentials> {
     None
 }
 
+/// The 401, sent without reading the body: the connection closes after it rather than take
+/// an unauthenticated upload.
 fn unauthorized() -> Response {
-    ApiError::unauthorized("missing or invalid API token (send `Authorization: Bearer TOKEN`)")
-        .into_response()
+    let mut r =
+        ApiError::unauthorized("missing or invalid API token (send `Authorization: Bearer TOKEN`)")
+            .into_response();
+    r.headers_mut().insert(
+        axum::http::header::CONNECTION,
+        axum::http::HeaderValue::from_static("close"),
+    );
+    r
 }
 
 /// Lets a request through only with a valid token of an existing user.
@@ -110,6 +120,7 @@ pub async fn require_user(State(state): State<Shared>, mut req: Request, next: N
             .map(|u| AuthUser {
                 id: u.id,
                 name: u.name,
+                admin: u.admin,
             }))
     })
     .await;

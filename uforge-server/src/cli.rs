@@ -74,6 +74,16 @@ pub struct ServeArgs {
     /// Largest report accepted, in bytes (suffixes K, M, G, KiB, MiB, GiB allowed).
     #[arg(long, env = "UFORGE_MAX_REPORT_BYTES", value_name = "SIZE")]
     pub max_report_bytes: Option<String>,
+    /// Most file entries a report may list (default 16777216).
+    #[arg(long, env = "UFORGE_MAX_REPORT_ENTRIES", value_name = "N")]
+    pub max_report_entries: Option<u64>,
+    /// Most bytes a report may decompress to (default 8GiB; suffixes as --max-report-bytes).
+    #[arg(long, env = "UFORGE_MAX_REPORT_EXPANDED", value_name = "SIZE")]
+    pub max_report_expanded: Option<String>,
+    /// Let every user register `file:`/`copy:` repositories and hosts on loopback, link-local,
+    /// private or this server's own addresses (by default only administrators may).
+    #[arg(long, env = "UFORGE_ALLOW_LOCAL_REPOS")]
+    pub allow_local_repos: bool,
     /// Keyring that signs repositories without `signed-by` (default: the Debian archive
     /// keyring).
     #[arg(long, env = "UFORGE_KEYRING", value_name = "FILE")]

@@ -102,6 +102,7 @@ fn user_list(common: &CommonArgs) -> Result<()> {
 fn serve(args: &ServeArgs) -> Result<()> {
     let cfg = config::resolve_serve(args)?;
     init_logging();
+    crate::repo_policy::set_allow_local(cfg.allow_local_repos);
     let data = DataDir::create(&cfg.storage.data_dir)?;
     let partial = data.remove_partial_uploads()?;
     if partial > 0 {
@@ -113,7 +114,19 @@ fn serve(args: &ServeArgs) -> Result<()> {
     let db = Db::open(&cfg.storage.database)?;
     let blobs = LocalBlobStore::open(data.blobs())
         .with_context(|| format!("cannot open the blob store {}", data.blobs().display()))?;
+    let staged = data.remove_stale_staging(&blobs)?;
+    if staged > 0 {
+        tracing::info!(
+            batches = staged,
+            "removed blob staging left by processes that are gone"
+        );
+    }
     let identity = tls::load(cfg.tls.as_ref(), &data.tls())?;
+    // Once the database and certificate exist: files created just now are made private too.
+    let made_private = data.make_private()?;
+    if made_private > 0 {
+        tracing::info!(entries = made_private, "made stored data private");
+    }
     let blobs = Arc::new(blobs);
     let admin_exists = queries::user_by_name(&mut *db.get()?, ADMIN)?.is_some();
     let admin_token = if admin_exists {
@@ -168,6 +181,7 @@ fn serve(args: &ServeArgs) -> Result<()> {
             data,
             blobs,
             max_report_bytes: cfg.max_report_bytes,
+            report_limits: cfg.report_limits,
             keyring: cfg.keyring.clone(),
             busy: Mutex::new(Default::default()),
             recreating: tokio::sync::Mutex::new(()),

@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 
+use uforge_core::report::ReportLimits;
+
 use crate::cli::{CommonArgs, ServeArgs};
 
 /// The address served when none is configured: local only, so that a first start exposes
@@ -42,6 +44,12 @@ pub struct FileConfig {
     pub keyring: Option<PathBuf>,
     /// `image_workers = 2`.
     pub image_workers: Option<usize>,
+    /// `max_report_entries = 16777216`.
+    pub max_report_entries: Option<u64>,
+    /// `max_report_expanded = "8GiB"`.
+    pub max_report_expanded: Option<Size>,
+    /// `allow_local_repos = true`.
+    pub allow_local_repos: Option<bool>,
 }
 
 /// A size in a configuration file: a number of bytes or a string with a unit.
@@ -117,6 +125,10 @@ pub struct ServeConfig {
     pub keyring: Option<PathBuf>,
     /// Image jobs built at once by this process.
     pub image_workers: usize,
+    /// What a report may hold once decoded.
+    pub report_limits: ReportLimits,
+    /// Whether every user may register local repositories.
+    pub allow_local_repos: bool,
 }
 
 fn file_config(common: &CommonArgs) -> Result<FileConfig> {
@@ -177,12 +189,45 @@ pub fn resolve_serve(args: &ServeArgs) -> Result<ServeConfig> {
         (None, None) => None,
         _ => bail!("a TLS certificate needs its key and a key its certificate"),
     };
-    let max_report_bytes = match (&args.max_report_bytes, &file.max_report_bytes) {
-        (Some(s), _) => parse_size(s)?,
-        (None, Some(Size::Bytes(n))) => *n,
-        (None, Some(Size::Text(s))) => parse_size(s)?,
-        (None, None) => DEFAULT_MAX_REPORT_BYTES,
+    let size = |flag: &Option<String>, file: &Option<Size>, default: u64| -> Result<u64> {
+        Ok(match (flag, file) {
+            (Some(s), _) => parse_size(s)?,
+            (None, Some(Size::Bytes(n))) => *n,
+            (None, Some(Size::Text(s))) => parse_size(s)?,
+            (None, None) => default,
+        })
     };
+    let max_report_bytes = size(
+        &args.max_report_bytes,
+        &file.max_report_bytes,
+        DEFAULT_MAX_REPORT_BYTES,
+    )?;
+    let defaults = ReportLimits::default();
+    let report_limits = ReportLimits {
+        max_entries: args
+            .max_report_entries
+            .or(file.max_report_entries)
+            .unwrap_or(defaults.max_entries),
+        max_bytes: size(
+            &args.max_report_expanded,
+            &file.max_report_expanded,
+            defaults.max_bytes,
+        )?,
+    };
+    // Stored reports are read back by the library with its defaults: a report past them
+    // would be accepted once and unreadable after.
+    if report_limits.max_entries == 0 || report_limits.max_entries > defaults.max_entries {
+        bail!(
+            "the report entry limit must be between 1 and {}",
+            defaults.max_entries
+        );
+    }
+    if report_limits.max_bytes == 0 || report_limits.max_bytes > defaults.max_bytes {
+        bail!(
+            "the decompressed report limit must be between 1 byte and {} bytes",
+            defaults.max_bytes
+        );
+    }
     if max_report_bytes == 0 {
         bail!("the report size limit must be at least one byte");
     }
@@ -200,6 +245,8 @@ pub fn resolve_serve(args: &ServeArgs) -> Result<ServeConfig> {
         max_report_bytes,
         keyring: args.keyring.clone().or(file.keyring),
         image_workers,
+        report_limits,
+        allow_local_repos: args.allow_local_repos || file.allow_local_repos.unwrap_or(false),
     })
 }
 

@@ -11,7 +11,12 @@
 //! DIR/images/ID/NAME.EXT      the image built by image job ID
 //! DIR/work/images/ID/         scratch space of image job ID while it builds
 //! ```
+//!
+//! Everything in it is private to the server's user: the blobs are scanned machines' files
+//! (their `/etc/shadow`, their SSH host keys). Directories are 0700 and files 0600 (0700 when
+//! executable), for what is created and, at start, for what an older version left.
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -39,8 +44,20 @@ impl DataDir {
         ] {
             std::fs::create_dir_all(&p)
                 .with_context(|| format!("cannot create {}", p.display()))?;
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o700))
+                .with_context(|| format!("cannot make {} private", p.display()))?;
         }
         Ok(d)
+    }
+
+    /// Takes group and other permissions off everything stored (the scratch space of image
+    /// builds excepted: it holds roots being built, with their own modes). Returns how many
+    /// entries were changed.
+    pub fn make_private(&self) -> Result<usize> {
+        let work = self.root.join("work");
+        let mut changed = 0;
+        private_tree(&self.root, Some(&work), &mut changed)?;
+        Ok(changed)
     }
 
     /// Removes what uploads interrupted by a stop left in the reports directory (uploads being
@@ -61,6 +78,17 @@ impl DataDir {
             }
         }
         Ok(removed)
+    }
+
+    /// Removes the blob staging batches of processes that are gone: what an overlay upload
+    /// cut off by a crash leaves. Call before serving.
+    pub fn remove_stale_staging(
+        &self,
+        blobs: &uforge_core::blobstore::LocalBlobStore,
+    ) -> Result<usize> {
+        blobs
+            .remove_stale_staging()
+            .with_context(|| format!("cannot clear {}", self.blobs().join("staging").display()))
     }
 
     /// The data directory itself.
@@ -133,4 +161,38 @@ impl DataDir {
     pub fn tls(&self) -> PathBuf {
         self.root.join("tls")
     }
+}
+
+/// Makes `path` and what lies below it private, but for what lies below `skip`; symlinks are
+/// left alone.
+pub fn private_tree(path: &Path, skip: Option<&Path>, changed: &mut usize) -> Result<()> {
+    let meta = std::fs::symlink_metadata(path)
+        .with_context(|| format!("cannot stat {}", path.display()))?;
+    let mode = meta.permissions().mode() & 0o7777;
+    let want = if meta.is_dir() {
+        0o700
+    } else if meta.is_file() {
+        mode & 0o700
+    } else {
+        return Ok(());
+    };
+    if mode != want && (meta.is_dir() || mode & 0o7077 != 0) {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(want))
+            .with_context(|| format!("cannot make {} private", path.display()))?;
+        *changed += 1;
+    }
+    if meta.is_dir() {
+        if skip == Some(path) {
+            return Ok(());
+        }
+        for e in
+            std::fs::read_dir(path).with_context(|| format!("cannot list {}", path.display()))?
+        {
+            let p = e
+                .with_context(|| format!("cannot list {}", path.display()))?
+                .path();
+            private_tree(&p, skip, changed)?;
+        }
+    }
+    Ok(())
 }

@@ -41,7 +41,8 @@ impl ApiError {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, message)
     }
 
-    /// Maps a library error: bad input is the client's (400), an unreachable or unverifiable
+    /// Maps a library error: bad input is the client's (400, or 413 past a size limit), an
+    /// unreachable or unverifiable
     /// repository is upstream's (502), the rest is ours (500).
     pub fn from_core(e: uforge_core::Error) -> Self {
         use uforge_core::Error as E;
@@ -50,6 +51,7 @@ impl ApiError {
             | E::Overlay { .. }
             | E::BlobMismatch { .. }
             | E::Invalid(_) => Self::bad_request(e.to_string()),
+            E::ReportTooLarge { .. } => Self::new(StatusCode::PAYLOAD_TOO_LARGE, e.to_string()),
             E::Repo { .. } | E::NotFound { .. } => Self::bad_gateway(e.to_string()),
             _ => Self::internal(e.to_string()),
         }

@@ -455,12 +455,13 @@ fn build_job(ctx: &Ctx, worker: &str, job: &Image) -> Result<Done, String> {
     let report = ctx.data.report(scan);
     let (user, sources) = {
         let mut c = ctx.db.get().map_err(|e| format!("{e:#}"))?;
-        let user = queries::user_name(&mut c, job.user_id)
+        let (user, admin) = queries::user_name_admin(&mut c, job.user_id)
             .map_err(|e| format!("database error: {e}"))?
             .ok_or_else(|| format!("user {} no longer exists", job.user_id))?;
         // The repositories analyses use: what the overlay was cut against.
         let sources = queries::synced_repo_lines(&mut c, job.user_id)
             .map_err(|e| format!("database error: {e}"))?;
+        crate::repo_policy::check_lines(&sources, admin)?;
         (user, sources)
     };
     let sources = Sources {
@@ -527,6 +528,7 @@ fn build_job(ctx: &Ctx, worker: &str, job: &Image) -> Result<Done, String> {
             output.display()
         ));
     }
+    crate::datadir::private_tree(&dir, None, &mut 0).map_err(|e| format!("{e:#}"))?;
     let tuning_log = serde_json::to_string(&result.tuning_log)
         .map_err(|e| format!("cannot encode the tuning log: {e}"))?;
     Ok(Done {

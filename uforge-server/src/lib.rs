@@ -19,6 +19,7 @@ pub(crate) mod error;
 pub(crate) mod jobs;
 pub(crate) mod pipeline;
 pub(crate) mod recreate;
+pub(crate) mod repo_policy;
 pub(crate) mod server;
 pub(crate) mod state;
 pub(crate) mod tls;

@@ -3,18 +3,30 @@
 
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use uforge_api::ScanSummary;
 use uforge_core::analysis::Analysis;
 use uforge_core::report::native::{NativeWriter, MAGIC};
-use uforge_core::report::ReportReader;
+use uforge_core::report::{ReportLimits, ReportReader};
 use uforge_core::{Error, Result};
+
+/// Creates (or truncates) a file only the server's user can read.
+pub fn create_private(path: &Path) -> Result<File> {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| Error::io("create", path, e))
+}
 
 /// Copies an upload into `tmp`, refusing it (and removing the file) past `limit` bytes.
 pub fn receive(body: &mut dyn Read, tmp: &Path, limit: u64) -> Result<u64> {
     let result = (|| {
-        let f = File::create(tmp).map_err(|e| Error::io("create", tmp, e))?;
+        let f = create_private(tmp)?;
         let mut w = BufWriter::with_capacity(1 << 20, f);
         let n = std::io::copy(&mut body.take(limit + 1), &mut w)
             .map_err(|e| Error::io("store the upload in", tmp, e))?;
@@ -32,14 +44,15 @@ pub fn receive(body: &mut dyn Read, tmp: &Path, limit: u64) -> Result<u64> {
 
 /// The refusal of a report over the limit.
 pub fn too_large(limit: u64) -> Error {
-    Error::Invalid(format!(
-        "the report is larger than the limit of {limit} bytes (--max-report-bytes)"
-    ))
+    Error::ReportTooLarge {
+        what: "upload".into(),
+        message: format!("larger than the limit of {limit} bytes (--max-report-bytes)"),
+    }
 }
 
-/// Decodes the whole upload (either encoding) and writes it natively to `dest`. `what` names
-/// the report in errors.
-pub fn store_report(upload: &Path, dest: &Path, what: &str) -> Result<()> {
+/// Decodes and validates the whole upload (either encoding) within `limits` and writes it
+/// natively to `dest`. `what` names the report in errors.
+pub fn store_report(upload: &Path, dest: &Path, what: &str, limits: ReportLimits) -> Result<()> {
     let io = |op, p: &Path| {
         let p = p.to_path_buf();
         move |e| Error::io(op, p, e)
@@ -50,7 +63,7 @@ pub fn store_report(upload: &Path, dest: &Path, what: &str) -> Result<()> {
         .map_err(io("read", upload))?;
     let open = || -> Result<ReportReader> {
         let f = File::open(upload).map_err(io("open", upload))?;
-        ReportReader::from_reader(BufReader::with_capacity(1 << 16, f), what)
+        ReportReader::from_reader_with(BufReader::with_capacity(1 << 16, f), what, limits)
     };
     if head[..n] == MAGIC[..] {
         // Already native: decoding it to the end is the check.
@@ -58,7 +71,7 @@ pub fn store_report(upload: &Path, dest: &Path, what: &str) -> Result<()> {
         r.trailer()?;
         std::fs::rename(upload, dest).map_err(io("rename", upload))?;
     } else {
-        let f = File::create(dest).map_err(io("create", dest))?;
+        let f = create_private(dest)?;
         let mut w = NativeWriter::new(BufWriter::with_capacity(1 << 20, f), what.to_string())?;
         if let Err(e) = open().and_then(|r| r.copy_to(&mut w)) {
             drop(w);
@@ -83,7 +96,7 @@ fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
 
 /// Writes the analysis document (the same as `uforge-scan analyze -o`).
 pub fn write_analysis(a: &Analysis, dest: &Path) -> Result<()> {
-    let f = File::create(dest).map_err(|e| Error::io("create", dest, e))?;
+    let f = create_private(dest)?;
     let mut w = BufWriter::with_capacity(1 << 20, f);
     a.write_json(&mut w)?;
     w.flush().map_err(|e| Error::io("write", dest, e))

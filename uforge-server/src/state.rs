@@ -21,6 +21,8 @@ pub struct AppState {
     pub blobs: Arc<LocalBlobStore>,
     /// Reports larger than this are refused.
     pub max_report_bytes: u64,
+    /// What a report may hold once decoded: entries and bytes.
+    pub report_limits: uforge_core::report::ReportLimits,
     /// Keyring for repositories whose line names none.
     pub keyring: Option<PathBuf>,
     /// Scans with an upload or deletion under way: one at a time per scan.

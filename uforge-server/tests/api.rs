@@ -24,12 +24,9 @@ fn authentication(b: Backend) {
         .get("/health")
         .expect(401);
     s.anonymous().get("/openapi.json").expect(401);
-    // Refused before the body is read, and still answered: the client gets the 401, not a
-    // reset in the middle of its upload.
+    // An error answered before the body is read still reaches an authenticated client, not a
+    // reset in the middle of its upload (unauthenticated ones: see `hardening`).
     let upload = vec![7u8; 8 << 20];
-    s.as_bearer(&"0".repeat(64))
-        .stream("PUT", "/scans/1/overlay", &upload[..])
-        .expect(401);
     s.admin()
         .stream("PUT", "/scans/999/overlay", &upload[..])
         .expect(404);

@@ -326,9 +326,9 @@ fn refused_reports(b: Backend) {
     let report = std::fs::read(&root.report).unwrap();
     assert!(report.len() as u64 > limit);
 
-    let r = admin.bytes("POST", &url, &report).expect(400);
+    let r = admin.bytes("POST", &url, &report).expect(413);
     assert!(r.error().contains("limit of 300 bytes"), "{}", r.error());
-    let r = admin.stream("POST", &url, &report[..]).expect(400);
+    let r = admin.stream("POST", &url, &report[..]).expect(413);
     assert!(r.error().contains("limit of 300 bytes"), "{}", r.error());
 
     let r = admin.bytes("POST", &url, b"hello, world").expect(400);

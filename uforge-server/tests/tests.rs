@@ -5,5 +5,6 @@
 mod util;
 
 mod api;
+mod hardening;
 mod images;
 mod scans;

@@ -11,6 +11,7 @@ use std::io::{Read, Write};
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 
+use super::validate::{too_large, ReportLimits};
 use super::ReportSink;
 use crate::model::{
     Exclude, FileEntry, FileKind, Machine, Package, RawPath, Report, ReportHeader, ReportTrailer,
@@ -334,12 +335,61 @@ impl<W: Write> ReportSink for JsonWriter<W> {
 /// Reads a whole JSON report, validating what the schema cannot (base64, digests, exclusive
 /// path fields). Errors name the offending entry.
 pub fn read(input: impl Read, what: &str) -> Result<Report> {
+    read_with(input, what, ReportLimits::default())
+}
+
+/// Counts what passes and fails the read past a limit, so that a report too large is told
+/// apart from a malformed one.
+struct Bounded<R> {
+    inner: R,
+    left: u64,
+    over: bool,
+}
+
+impl<R: Read> Read for Bounded<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.left == 0 {
+            let mut probe = [0u8; 1];
+            if self.inner.read(&mut probe)? == 0 {
+                return Ok(0);
+            }
+            self.over = true;
+            return Err(std::io::Error::other("the report is too large"));
+        }
+        let want = buf.len().min(self.left.min(usize::MAX as u64) as usize);
+        let n = self.inner.read(&mut buf[..want])?;
+        self.left -= n as u64;
+        Ok(n)
+    }
+}
+
+/// Like [`read`], refusing a document of more than `limits.max_bytes` bytes or
+/// `limits.max_entries` files.
+pub fn read_with(input: impl Read, what: &str, limits: ReportLimits) -> Result<Report> {
     let bad = |message: String| Error::MalformedReport {
         what: what.to_string(),
         message,
     };
-    let doc: JsonReport =
-        serde_json::from_reader(std::io::BufReader::new(input)).map_err(|e| bad(e.to_string()))?;
+    let mut bounded = Bounded {
+        inner: input,
+        left: limits.max_bytes,
+        over: false,
+    };
+    let parsed: serde_json::Result<JsonReport> =
+        serde_json::from_reader(std::io::BufReader::new(&mut bounded));
+    if bounded.over {
+        return Err(too_large(
+            what,
+            format!("more than {} bytes of JSON", limits.max_bytes),
+        ));
+    }
+    let doc = parsed.map_err(|e| bad(e.to_string()))?;
+    if doc.files.len() as u64 > limits.max_entries {
+        return Err(too_large(
+            what,
+            format!("more than {} entries", limits.max_entries),
+        ));
+    }
     if doc.format != FORMAT {
         return Err(bad(format!(
             "format is {:?}, expected {FORMAT:?}",

@@ -11,6 +11,7 @@
 
 pub mod json;
 pub mod native;
+pub mod validate;
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
@@ -18,6 +19,7 @@ use std::path::Path;
 
 use crate::model::{FileEntry, Report, ReportHeader, ReportTrailer};
 use crate::{Error, Result};
+pub use validate::{ReportLimits, Validator};
 
 /// Receives a report as it is produced: the header once, every file in order, the trailer once.
 pub trait ReportSink {
@@ -69,41 +71,67 @@ enum Inner {
     Json(std::vec::IntoIter<FileEntry>, Option<ReportTrailer>),
 }
 
-/// Reads a report of either encoding: the header at once, then files one at a time.
+/// Reads a report of either encoding: the header at once, then files one at a time. Every
+/// part is checked by a [`Validator`] as it is read: no caller sees a malformed entry.
 pub struct ReportReader {
     header: ReportHeader,
     inner: Inner,
+    validator: Validator,
 }
 
 impl ReportReader {
     /// Opens a report file, detecting its encoding from its first bytes.
     pub fn open(path: &Path) -> Result<Self> {
+        Self::open_with(path, ReportLimits::default())
+    }
+
+    /// Opens a report file within the given limits.
+    pub fn open_with(path: &Path, limits: ReportLimits) -> Result<Self> {
         let file = File::open(path).map_err(|e| Error::io("open", path, e))?;
-        Self::from_reader(
+        Self::from_reader_with(
             BufReader::with_capacity(1 << 16, file),
             &path.display().to_string(),
+            limits,
         )
     }
 
     /// Reads a report from a stream; `what` names it in errors.
-    pub fn from_reader<R: BufRead + Send + 'static>(mut input: R, what: &str) -> Result<Self> {
+    pub fn from_reader<R: BufRead + Send + 'static>(input: R, what: &str) -> Result<Self> {
+        Self::from_reader_with(input, what, ReportLimits::default())
+    }
+
+    /// Reads a report from a stream within the given limits; `what` names it in errors.
+    pub fn from_reader_with<R: BufRead + Send + 'static>(
+        mut input: R,
+        what: &str,
+        limits: ReportLimits,
+    ) -> Result<Self> {
+        let mut validator = Validator::new(what, limits);
         let head = input.fill_buf().map_err(|e| Error::MalformedReport {
             what: what.to_string(),
             message: e.to_string(),
         })?;
         let first = head.iter().find(|b| !b.is_ascii_whitespace()).copied();
         if head.starts_with(native::MAGIC) {
-            let mut r = native::NativeReader::new(Box::new(input) as Box<dyn Read + Send>, what)?;
+            let mut r = native::NativeReader::with_limits(
+                Box::new(input) as Box<dyn Read + Send>,
+                what,
+                limits,
+            )?;
             let header = r.header()?;
+            validator.header(&header)?;
             Ok(ReportReader {
                 header,
                 inner: Inner::Native(Box::new(r)),
+                validator,
             })
         } else if first == Some(b'{') {
-            let report = json::read(input, what)?;
+            let report = json::read_with(input, what, limits)?;
+            validator.header(&report.header)?;
             Ok(ReportReader {
                 header: report.header,
                 inner: Inner::Json(report.files.into_iter(), Some(report.trailer)),
+                validator,
             })
         } else {
             Err(Error::MalformedReport {
@@ -120,19 +148,25 @@ impl ReportReader {
 
     /// The next file entry, or `None` after the last one.
     pub fn next_file(&mut self) -> Result<Option<FileEntry>> {
-        match &mut self.inner {
-            Inner::Native(r) => r.next_file(),
-            Inner::Json(it, _) => Ok(it.next()),
+        let next = match &mut self.inner {
+            Inner::Native(r) => r.next_file()?,
+            Inner::Json(it, _) => it.next(),
+        };
+        if let Some(f) = &next {
+            self.validator.file(f)?;
         }
+        Ok(next)
     }
 
     /// The trailer, once every file has been read (reads and drops remaining files first).
     pub fn trailer(&mut self) -> Result<ReportTrailer> {
         while self.next_file()?.is_some() {}
-        match &mut self.inner {
-            Inner::Native(r) => r.trailer(),
-            Inner::Json(_, t) => Ok(t.take().unwrap_or_default()),
-        }
+        let trailer = match &mut self.inner {
+            Inner::Native(r) => r.trailer()?,
+            Inner::Json(_, t) => t.take().unwrap_or_default(),
+        };
+        self.validator.trailer(&trailer)?;
+        Ok(trailer)
     }
 
     /// Streams the whole report into a sink (re-encoding it).

@@ -9,6 +9,7 @@ use std::io::{Read, Write};
 
 use serde::{Deserialize, Serialize};
 
+use super::validate::{too_large, ReportLimits};
 use super::ReportSink;
 use crate::model::{FileEntry, ReportHeader, ReportTrailer};
 use crate::{Error, Result};
@@ -16,8 +17,19 @@ use crate::{Error, Result};
 /// First bytes of every native report; the digit is the format version.
 pub const MAGIC: &[u8; 16] = b"UFORGE-REPORT/1\n";
 
-/// Largest record accepted when reading: bounds memory on hostile input.
+/// Largest header or trailer record accepted when reading: bounds memory on hostile input.
 const MAX_RECORD: usize = 256 << 20;
+
+/// Largest file record accepted: two paths of at most `PATH_MAX`, names and the file's
+/// extended attributes, which Linux filesystems keep to a block or a few.
+pub const MAX_FILE_RECORD: usize = 1 << 20;
+
+/// The postcard tag of [`Record::File`]: a record's first byte.
+const FILE_TAG: u8 = 1;
+
+/// Largest zstd window accepted (8 MiB, `2^23`): the writer's level uses 2 MiB; a frame that
+/// asks for more would make the decoder allocate it.
+const WINDOW_LOG_MAX: u32 = 23;
 
 #[derive(Serialize, Deserialize)]
 enum Record {
@@ -118,11 +130,19 @@ pub struct NativeReader<R: Read> {
     what: String,
     header: Option<ReportHeader>,
     trailer: Option<ReportTrailer>,
+    limits: ReportLimits,
+    /// Decompressed bytes read so far.
+    decoded: u64,
 }
 
 impl<R: Read> NativeReader<R> {
     /// Checks the magic and prepares to decode; `what` names the report in errors.
-    pub fn new(mut input: R, what: &str) -> Result<Self> {
+    pub fn new(input: R, what: &str) -> Result<Self> {
+        Self::with_limits(input, what, ReportLimits::default())
+    }
+
+    /// Like [`NativeReader::new`], refusing a report that decompresses past `limits.max_bytes`.
+    pub fn with_limits(mut input: R, what: &str, limits: ReportLimits) -> Result<Self> {
         let mut magic = [0u8; 16];
         input
             .read_exact(&mut magic)
@@ -133,13 +153,17 @@ impl<R: Read> NativeReader<R> {
                 "not a native uforge report (bad magic)".into(),
             ));
         }
-        let dec = zstd::Decoder::new(input).map_err(|e| malformed(what, e.to_string()))?;
+        let mut dec = zstd::Decoder::new(input).map_err(|e| malformed(what, e.to_string()))?;
+        dec.window_log_max(WINDOW_LOG_MAX)
+            .map_err(|e| malformed(what, e.to_string()))?;
         let mut r = NativeReader {
             dec,
             buf: Vec::new(),
             what: what.to_string(),
             header: None,
             trailer: None,
+            limits,
+            decoded: 0,
         };
         match r.record()? {
             Some(Record::Header(h)) => r.header = Some(*h),
@@ -191,15 +215,44 @@ impl<R: Read> NativeReader<R> {
         }
         let len = u32::from_le_bytes(len) as usize;
         if len > MAX_RECORD {
-            return Err(malformed(
+            return Err(too_large(
                 &self.what,
-                format!("record of {len} bytes exceeds the limit"),
+                format!("a record of {len} bytes, more than the {MAX_RECORD} allowed"),
             ));
         }
-        self.buf.resize(len, 0);
+        if len == 0 {
+            return Err(malformed(&self.what, "an empty record".into()));
+        }
+        // The first byte says what the record is: a file's is bounded far below the rest.
+        let mut tag = [0u8; 1];
         self.dec
-            .read_exact(&mut self.buf)
+            .read_exact(&mut tag)
             .map_err(|e| malformed(&self.what, format!("truncated record: {e}")))?;
+        if tag[0] == FILE_TAG && len > MAX_FILE_RECORD {
+            return Err(too_large(
+                &self.what,
+                format!("a file record of {len} bytes, more than the {MAX_FILE_RECORD} allowed"),
+            ));
+        }
+        self.decoded += 4 + len as u64;
+        if self.decoded > self.limits.max_bytes {
+            return Err(too_large(
+                &self.what,
+                format!(
+                    "it decompresses to more than {} bytes",
+                    self.limits.max_bytes
+                ),
+            ));
+        }
+        self.buf.clear();
+        self.buf.push(tag[0]);
+        (&mut self.dec)
+            .take(len as u64 - 1)
+            .read_to_end(&mut self.buf)
+            .map_err(|e| malformed(&self.what, format!("truncated record: {e}")))?;
+        if self.buf.len() != len {
+            return Err(malformed(&self.what, "truncated record".into()));
+        }
         postcard::from_bytes(&self.buf)
             .map(Some)
             .map_err(|e| malformed(&self.what, format!("undecodable record: {e}")))

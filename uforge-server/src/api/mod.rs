@@ -198,7 +198,53 @@ async fn log_request(req: Request, next: Next) -> Response {
     res
 }
 
+/// The most a request body may declare: a report's limit for reports, a JSON body's for the
+/// routes that take JSON. Overlays are checked member by member as they stream; a body sent
+/// where none is expected is never read into memory.
+fn body_limit(state: &AppState, method: &Method, path: &str) -> Option<u64> {
+    let under = path.strip_prefix(PREFIX).unwrap_or(path);
+    let parts: Vec<&str> = under.trim_matches('/').split('/').collect();
+    match (method, parts.as_slice()) {
+        (&Method::POST, ["scans", _, "report"]) => Some(state.max_report_bytes),
+        (&Method::POST, ["scans"] | ["repos"] | ["scans", _, "images"]) => {
+            Some(MAX_JSON_BODY as u64)
+        }
+        _ => None,
+    }
+}
+
+/// Middleware, ahead of authentication: a body declared larger than its route's limit is
+/// refused (413) before anything else, and before any of it is read.
+async fn limit_body(
+    axum::extract::State(state): axum::extract::State<Shared>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if let (Some(n), Some(limit)) = (declared, body_limit(&state, req.method(), req.uri().path())) {
+        if n > limit {
+            let mut r = axum::response::IntoResponse::into_response(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("the body of {n} bytes is larger than the limit of {limit} bytes for this request"),
+            ));
+            // The body stays unread: the connection cannot carry another request.
+            r.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            return r;
+        }
+    }
+    next.run(req).await
+}
+
 /// The whole application: the API under [`PREFIX`], authenticated, and JSON 404s elsewhere.
+///
+/// Order of the layers, outermost first: the request log, the body limits, authentication
+/// (which answers a 401 without reading the body), then the body drain that lets an error
+/// answered early still reach an authenticated client.
 pub(crate) fn router(state: Shared) -> Router {
     let mut api = Router::new();
     for (_, path, handler) in table() {
@@ -209,14 +255,15 @@ pub(crate) fn router(state: Shared) -> Router {
         .method_not_allowed_fallback(wrong_method)
         // Reports and overlays are streamed with their own limits.
         .layer(DefaultBodyLimit::disable())
+        .layer(middleware::from_fn(crate::bridge::drain_unread))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             crate::auth::require_user,
         ))
+        .layer(middleware::from_fn_with_state(state.clone(), limit_body))
         .with_state(state);
     Router::new()
         .nest(PREFIX, api)
         .fallback(no_route)
         .layer(middleware::from_fn(log_request))
-        .layer(middleware::from_fn(crate::bridge::drain_unread))
 }

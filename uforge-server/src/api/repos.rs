@@ -12,6 +12,7 @@ use super::{blocking, db, parse_id, rfc3339, ApiError, ApiResult, JsonBody, Shar
 use crate::auth::AuthUser;
 use crate::db::models::Repo;
 use crate::db::{now, queries};
+use crate::repo_policy;
 
 fn repo_json(r: &Repo) -> ApiRepo {
     ApiRepo {
@@ -34,6 +35,7 @@ fn repo_json(r: &Repo) -> ApiRepo {
     responses(
         (status = 201, description = "Registered", body = ApiRepo),
         (status = 400, description = "Not one valid `deb` line, or a bad body", body = ErrorBody),
+        (status = 403, description = "A `file:`/`copy:` repository or a host only the server reaches, from a user who is not an administrator", body = ErrorBody),
     )
 )]
 pub(crate) async fn create(
@@ -43,6 +45,7 @@ pub(crate) async fn create(
 ) -> ApiResult<(StatusCode, Json<ApiRepo>)> {
     let line = body.line.trim().to_string();
     check_line(&line)?;
+    allowed(&user, &line).await?;
     let r = db(&state, move |c| queries::add_repo(c, user.id, &line)).await?;
     Ok((StatusCode::CREATED, Json(repo_json(&r))))
 }
@@ -72,6 +75,7 @@ pub(crate) async fn list(
     params(("id" = i64, Path, description = "Repository id")),
     responses(
         (status = 200, description = "Synced", body = ApiRepo),
+        (status = 403, description = "The repository now resolves to an address only the server reaches", body = ErrorBody),
         (status = 404, description = "No such repository of the caller's", body = ErrorBody),
         (status = 502, description = "The repository could not be fetched or verified", body = ErrorBody),
     )
@@ -86,6 +90,8 @@ pub(crate) async fn sync(
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no repository {id}")))?;
     let line = check_line(&r.line)?;
+    // Again at each fetch: what the host resolves to may have changed.
+    allowed(&user, &r.line).await?;
     let opts = RepoOptions {
         cache_dir: state.data.cache(),
         keyring: state.keyring.clone(),
@@ -132,6 +138,15 @@ pub(crate) async fn remove(
     } else {
         Err(ApiError::not_found(format!("no repository {id}")))
     }
+}
+
+/// Refuses (403) a repository only the server could reach, unless the caller may use any.
+async fn allowed(user: &AuthUser, line: &str) -> ApiResult<()> {
+    let (line, admin) = (vec![line.to_string()], user.admin);
+    blocking(move || {
+        repo_policy::check_lines(&line, admin).map_err(|e| ApiError::new(StatusCode::FORBIDDEN, e))
+    })
+    .await
 }
 
 /// Checks a sources.list line as the API receives it.

@@ -119,6 +119,8 @@ pub(crate) async fn create(
     })
     .await?;
     let scan = match unfinished {
+        // Nothing to reset: handed back as it is, so concurrent calls all get it.
+        Some(s) if s.status == status::CREATED && s.summary.is_none() => s,
         Some(s) => {
             let _guard = state.claim(s.id)?;
             let id = s.id;
@@ -253,9 +255,10 @@ pub(crate) async fn remove(
     request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The report, native or JSON"),
     responses(
         (status = 200, description = "The analysis", body = AnalysisDocument),
-        (status = 400, description = "A malformed or oversized report", body = ErrorBody),
+        (status = 400, description = "A malformed report, naming the entry at fault", body = ErrorBody),
         (status = 404, description = "No such scan of the caller's", body = ErrorBody),
         (status = 409, description = "The scan is complete, or an upload is under way", body = ErrorBody),
+        (status = 413, description = "A report past a size limit: bytes sent, entries or decoded bytes", body = ErrorBody),
         (status = 502, description = "A repository could not be fetched or verified", body = ErrorBody),
     )
 )]
@@ -295,9 +298,10 @@ pub(crate) async fn upload_report(
     received?;
 
     let what = format!("for scan {id}");
+    let limits = state.report_limits;
     let checked = blocking({
         let (upload, stored) = (upload.clone(), stored.clone());
-        move || pipeline::store_report(&upload, &stored, &what).map_err(ApiError::from_core)
+        move || pipeline::store_report(&upload, &stored, &what, limits).map_err(ApiError::from_core)
     })
     .await;
     if let Err(e) = checked {
@@ -314,6 +318,20 @@ pub(crate) async fn upload_report(
         ))
     })
     .await?;
+    let admin = user.admin;
+    let repos = blocking(move || {
+        crate::repo_policy::check_lines(&repos, admin)
+            .map_err(|e| ApiError::new(StatusCode::FORBIDDEN, e))?;
+        Ok(repos)
+    })
+    .await;
+    let repos = match repos {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = tokio::fs::remove_file(&stored).await;
+            return Err(e);
+        }
+    };
     let sources = Sources {
         lines: repos,
         files: Vec::new(),
@@ -498,7 +516,10 @@ async fn rebuild(
     let built = blocking(move || {
         std::fs::create_dir_all(&dir)
             .map_err(|e| ApiError::internal(format!("cannot create {}: {e}", dir.display())))?;
-        recreate::recreate(&report, &missing, &*blobs, &dir).map_err(ApiError::from_core)
+        let built =
+            recreate::recreate(&report, &missing, &*blobs, &dir).map_err(ApiError::from_core)?;
+        crate::datadir::private_tree(&dir, None, &mut 0)?;
+        Ok(built)
     })
     .await?;
     let uid = user.id;

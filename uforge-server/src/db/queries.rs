@@ -210,9 +210,10 @@ pub fn unfinished_scan(c: &mut C, machine: i64) -> QueryResult<Option<Scan>> {
         .optional()
 }
 
-/// Starts a scan of a machine.
+/// Starts a scan of a machine, or returns the unfinished one a concurrent call started: the
+/// unique index `scans_one_unfinished` lets only one insert through.
 pub fn create_scan(c: &mut C, user: i64, machine: i64) -> QueryResult<Scan> {
-    diesel::insert_into(scans::table)
+    let inserted = diesel::insert_into(scans::table)
         .values(&NewScan {
             user_id: user,
             machine_id: machine,
@@ -220,7 +221,13 @@ pub fn create_scan(c: &mut C, user: i64, machine: i64) -> QueryResult<Scan> {
             created_at: now(),
         })
         .returning(scans::all_columns)
-        .get_result(c)
+        .get_result(c);
+    match inserted {
+        Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => {
+            unfinished_scan(c, machine)?.ok_or(DieselError::NotFound)
+        }
+        other => other,
+    }
 }
 
 /// Puts a scan back to `created`, forgetting its analysis.
@@ -618,11 +625,11 @@ pub fn image_statuses(c: &mut C, ids: &[i64]) -> QueryResult<Vec<(i64, String)>>
         .load(c)
 }
 
-/// A user's name.
-pub fn user_name(c: &mut C, id: i64) -> QueryResult<Option<String>> {
+/// A user's name and whether they are an administrator.
+pub fn user_name_admin(c: &mut C, id: i64) -> QueryResult<Option<(String, bool)>> {
     users::table
         .filter(users::id.eq(id))
-        .select(users::name)
+        .select((users::name, users::admin))
         .first(c)
         .optional()
 }

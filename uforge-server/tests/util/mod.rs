@@ -75,6 +75,12 @@ pub struct Options {
     pub max_report_bytes: Option<u64>,
     /// `--image-workers`.
     pub image_workers: Option<usize>,
+    /// `--max-report-entries`.
+    pub max_report_entries: Option<u64>,
+    /// `--max-report-expanded`.
+    pub max_report_expanded: Option<u64>,
+    /// `--allow-local-repos`.
+    pub allow_local_repos: bool,
 }
 
 /// What a server prints when it starts.
@@ -163,6 +169,45 @@ impl Server {
             admin_token: self.admin_token.clone(),
             agent: agent_trusting(&self.data_dir.join("tls/cert.pem")),
         }
+    }
+
+    /// An HTTPS agent trusting this server, without credentials.
+    pub fn agent(&self) -> ureq::Agent {
+        self.agent.clone()
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// A raw TLS connection to the server, for requests no HTTP client sends (a body that
+    /// never comes).
+    pub fn tls_stream(&self) -> rustls::StreamOwned<rustls::ClientConnection, std::net::TcpStream> {
+        let cert = self.data_dir.join("tls/cert.pem");
+        let mut roots = rustls::RootCertStore::empty();
+        for c in CertificateDer::pem_file_iter(&cert).unwrap() {
+            roots.add(c.unwrap()).unwrap();
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let addr = self
+            .url
+            .strip_prefix("https://")
+            .unwrap()
+            .split('/')
+            .next()
+            .unwrap()
+            .to_string();
+        let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+        let conn = rustls::ClientConnection::new(Arc::new(config), name.to_owned()).unwrap();
+        let tcp = std::net::TcpStream::connect(&addr).unwrap();
+        tcp.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        rustls::StreamOwned::new(conn, tcp)
     }
 
     /// Kills the server and waits for it to be gone.
@@ -309,6 +354,15 @@ fn launch(
     }
     if let Some(n) = opts.image_workers {
         cmd.args(["--image-workers", &n.to_string()]);
+    }
+    if let Some(n) = opts.max_report_entries {
+        cmd.args(["--max-report-entries", &n.to_string()]);
+    }
+    if let Some(n) = opts.max_report_expanded {
+        cmd.args(["--max-report-expanded", &n.to_string()]);
+    }
+    if opts.allow_local_repos {
+        cmd.arg("--allow-local-repos");
     }
     let mut child = cmd.spawn().expect("start uforge-server");
     let stdout = child.stdout.take().unwrap();
