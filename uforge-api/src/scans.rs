@@ -58,6 +58,13 @@ pub struct ScanSummary {
     pub wanted_bytes: u64,
     /// Entries earlier scans already hold unchanged.
     pub held: u64,
+    /// Files that changed on the machine between the scan and the overlay, stored as the
+    /// overlay carried them (the report amended to match).
+    #[serde(default)]
+    pub amended: u64,
+    /// Wanted files that vanished from the machine between the scan and the overlay.
+    #[serde(default)]
+    pub vanished: u64,
 }
 
 /// A scan.
@@ -104,6 +111,13 @@ pub struct OverlayResult {
     pub blobs: u64,
     /// Bytes of file content.
     pub content_bytes: u64,
+    /// Files that changed on the machine after the scan, stored as the overlay carried them
+    /// (the stored report is amended to match).
+    #[serde(default)]
+    pub amended: u64,
+    /// Wanted files that vanished from the machine after the scan (dropped from the report).
+    #[serde(default)]
+    pub vanished: u64,
     /// The packages rebuilt.
     pub recreated: Vec<RecreatedRef>,
     /// Present only when rebuilding the missing packages failed; the overlay is stored and the

@@ -5,7 +5,8 @@
 //!    machine);
 //! 3. post it and receive the analysis;
 //! 4. stream the overlay of exactly what the analysis wants from the disk to the socket through
-//!    a pipe;
+//!    a pipe (a file that changed since the scan goes as it is now, and the server amends the
+//!    stored report to match);
 //! 5. the server stores it and recreates missing packages.
 
 use std::collections::HashSet;
@@ -40,7 +41,8 @@ pub struct RunSummary {
     pub scan_id: i64,
     /// The server's analysis of the report.
     pub analysis: Analysis,
-    /// What the overlay carried.
+    /// What the overlay carried; its `changed` lists the files that changed on the machine
+    /// after the scan (sent as they are now, or recorded as vanished).
     pub overlay: OverlayStats,
     /// Size of the compressed report sent.
     pub report_bytes: u64,
@@ -121,15 +123,6 @@ pub fn run(
         }
     };
     progress.finish();
-    if !overlay.changed.is_empty() {
-        let first = &overlay.changed[0];
-        return Err(ClientError::Core(uforge_core::Error::Invalid(format!(
-            "{} files changed while the machine was being scanned (first: {}: {}); run the scan again",
-            overlay.changed.len(),
-            String::from_utf8_lossy(&first.path),
-            first.message
-        ))));
-    }
     Ok(RunSummary {
         scan_id,
         analysis,

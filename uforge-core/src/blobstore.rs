@@ -33,6 +33,10 @@ pub trait BlobStaging {
     /// otherwise (nothing kept). A blob already stored is not written again, but the stream is
     /// still read and verified.
     fn put(&mut self, sha256: &[u8; 32], size: u64, data: &mut dyn Read) -> Result<()>;
+    /// Stores a stream of exactly `size` bytes whose digest is not known beforehand (a file
+    /// that changed on the source after it was scanned) and returns the SHA-256 computed over
+    /// what was read; error if the stream is not exactly `size` bytes (nothing kept).
+    fn put_computed(&mut self, size: u64, data: &mut dyn Read) -> Result<[u8; 32]>;
     /// Makes every staged blob visible.
     fn commit(self: Box<Self>) -> Result<()>;
 }
@@ -173,10 +177,30 @@ impl LocalStaging {
         sha256: &[u8; 32],
         size: u64,
         data: &mut dyn Read,
-        mut sink: impl FnMut(&[u8]) -> std::io::Result<()>,
+        sink: impl FnMut(&[u8]) -> std::io::Result<()>,
     ) -> Result<()> {
+        let got = self.hash(&to_hex(sha256), size, data, sink)?;
+        if &got != sha256 {
+            return Err(Error::BlobMismatch {
+                sha256: to_hex(sha256),
+                message: format!("content hashes to {}", to_hex(&got)),
+            });
+        }
+        Ok(())
+    }
+
+    /// Reads `data` to its end (at most `size` + 1 bytes), handing each chunk to `sink`, and
+    /// returns its digest; fails unless it is exactly `size` bytes. `name` names the blob in
+    /// errors.
+    fn hash(
+        &mut self,
+        name: &str,
+        size: u64,
+        data: &mut dyn Read,
+        mut sink: impl FnMut(&[u8]) -> std::io::Result<()>,
+    ) -> Result<[u8; 32]> {
         let mismatch = |message: String| Error::BlobMismatch {
-            sha256: to_hex(sha256),
+            sha256: name.to_string(),
             message,
         };
         let mut h = Sha256::new();
@@ -186,7 +210,7 @@ impl LocalStaging {
                 Ok(0) => break,
                 Ok(n) => n,
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                Err(e) => return Err(Error::io("read", format!("blob {}", to_hex(sha256)), e)),
+                Err(e) => return Err(Error::io("read", format!("blob {name}"), e)),
             };
             total += n as u64;
             if total > size {
@@ -198,11 +222,7 @@ impl LocalStaging {
         if total != size {
             return Err(mismatch(format!("{total} bytes, {size} announced")));
         }
-        let got: [u8; 32] = h.finalize().into();
-        if &got != sha256 {
-            return Err(mismatch(format!("content hashes to {}", to_hex(&got))));
-        }
-        Ok(())
+        Ok(h.finalize().into())
     }
 }
 
@@ -231,6 +251,30 @@ impl BlobStaging for LocalStaging {
         self.known.insert(*sha256);
         self.staged.push(*sha256);
         Ok(())
+    }
+
+    fn put_computed(&mut self, size: u64, data: &mut dyn Read) -> Result<[u8; 32]> {
+        // Written under a name no digest can take, then renamed to its digest once known.
+        let tmp = self.dir.join("incoming");
+        let mut f = File::create(&tmp).map_err(|e| Error::io("create", &tmp, e))?;
+        let result = self.hash("(computed on arrival)", size, data, |c| f.write_all(c));
+        drop(f);
+        let sha = match result {
+            Ok(sha) => sha,
+            Err(e) => {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(e);
+            }
+        };
+        if self.known.contains(&sha) || blob_path(&self.root, &sha).is_file() {
+            let _ = std::fs::remove_file(&tmp);
+            return Ok(sha);
+        }
+        let dest = self.dir.join(to_hex(&sha));
+        std::fs::rename(&tmp, &dest).map_err(|e| Error::io("rename", &tmp, e))?;
+        self.known.insert(sha);
+        self.staged.push(sha);
+        Ok(sha)
     }
 
     fn commit(self: Box<Self>) -> Result<()> {
@@ -370,6 +414,23 @@ mod tests {
         let err = st.put(&sha(a), 5, &mut &b"beta!"[..]).unwrap_err();
         assert!(matches!(err, Error::BlobMismatch { .. }), "{err}");
         st.commit().unwrap();
+    }
+
+    #[test]
+    fn computed_digest_is_what_arrived() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = LocalBlobStore::open(tmp.path()).unwrap();
+        let mut st = store.stage().unwrap();
+        let data = b"grown since the scan".as_slice();
+        assert_eq!(st.put_computed(20, &mut &data[..]).unwrap(), sha(data));
+        // The same content again is not stored twice; a short stream keeps nothing.
+        assert_eq!(st.put_computed(20, &mut &data[..]).unwrap(), sha(data));
+        let err = st.put_computed(21, &mut &data[..]).unwrap_err();
+        assert!(matches!(err, Error::BlobMismatch { .. }), "{err}");
+        assert!(!store.has(&sha(data)).unwrap());
+        st.commit().unwrap();
+        assert!(store.has(&sha(data)).unwrap());
+        assert_eq!(files_under(&tmp.path().join("staging")), 0);
     }
 
     #[test]

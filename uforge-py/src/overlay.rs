@@ -83,7 +83,8 @@ pub(crate) fn stats_dict<'py>(py: Python<'py>, s: &OverlayStats) -> PyResult<Bou
 ///
 /// Returns `{"members", "bytes", "content_bytes", "skipped"}`. Raises OverlayError, with
 /// `changed` (ScanError list) and `stats`, when files changed since the scan: the archive is
-/// complete without them; scan again. An exception raised by `dest.write` propagates as is.
+/// complete, carrying them as they are now or recording them as vanished, but no longer
+/// matches `report`. An exception raised by `dest.write` propagates as is.
 #[pyfunction]
 #[pyo3(signature = (report, analysis, dest, root = None, progress = None))]
 pub fn write_overlay<'py>(
@@ -131,12 +132,15 @@ pub fn write_overlay<'py>(
             .take(NAMED)
             .map(|c| format!("{}: {}", rawpath::display(&c.path), c.message))
             .collect();
-        let err =
-            OverlayError::new_err(format!(
-            "{} files changed since the scan and were left out of the overlay (scan again): {}{}",
+        let err = OverlayError::new_err(format!(
+            "{} files changed since the scan; the overlay carries them as they are now: {}{}",
             stats.changed.len(),
             named.join("; "),
-            if stats.changed.len() > NAMED { "; ..." } else { "" }
+            if stats.changed.len() > NAMED {
+                "; ..."
+            } else {
+                ""
+            }
         ));
         let changed: Vec<ScanError> = stats.changed.iter().map(ScanError::from).collect();
         err.value(py).setattr("changed", changed)?;

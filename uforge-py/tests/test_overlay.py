@@ -56,17 +56,19 @@ def test_an_exception_from_write_propagates(report, analysis):
         uforge.write_overlay(report, analysis, Full())
 
 
-def test_files_changed_since_the_scan_are_left_out(small_root, tmp_path):
+def test_files_changed_since_the_scan_are_sent_as_they_are_now(small_root, tmp_path):
     report = uforge.scan(small_root)
     analysis = uforge.analyze(report, [])
     (small_root / "etc" / "app.conf").write_bytes(b"port = 9090, changed after the scan\n")
     dest = tmp_path / "o.tar"
     with pytest.raises(uforge.OverlayError, match="app.conf") as e:
         uforge.write_overlay(report, analysis, dest)
-    assert [c.path for c in e.value.changed] == [b"/etc/app.conf"]
-    assert e.value.stats["members"] == len(analysis.wanted) - 1
+    assert [(c.path, c.op) for c in e.value.changed] == [(b"/etc/app.conf", "amended")]
+    assert e.value.stats["members"] == len(analysis.wanted)
     with tarfile.open(dest) as tar:
-        assert b"/etc/app.conf" not in member_paths(tar)
+        conf = next(m for m in tar.getmembers() if m.name == "etc/app.conf")
+        assert conf.pax_headers["UFORGE.amended"] == "1"
+        assert tar.extractfile(conf).read() == b"port = 9090, changed after the scan\n"
         assert b"/srv/caf\xe9.txt" in member_paths(tar)
 
 

@@ -164,6 +164,25 @@ impl Server {
             .to_string();
         (out, tmp)
     }
+
+    /// Starts the agent as [`Server::agent`] does, with its stderr piped to the caller.
+    fn spawn_agent(&self, user: &str, token: &str, name: &str, root: &Path) -> Child {
+        Command::new(env!("CARGO_BIN_EXE_uforge-scan"))
+            .args(["run", "-U", &self.url, "-u", user, "-n", name, "--root"])
+            .arg(root)
+            .arg("--cacert")
+            .arg(self.cacert())
+            .env("UFORGE_TOKEN", token)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+
+    /// Pauses (`STOP`) or resumes (`CONT`) the server process.
+    fn signal(&self, sig: &str) {
+        run_ok(Command::new("kill").args([&format!("-{sig}"), &self.child.id().to_string()]));
+    }
 }
 
 /// A TCP relay to the server that cuts both directions once `limit` bytes went upstream:
@@ -386,6 +405,169 @@ fn five_steps(db: Option<String>) {
 
     let deleted = server.client("alice", &alice, &["scan", "delete", &first_id]);
     assert!(deleted.is_ok(), "{deleted:?}");
+}
+
+/// A live machine: files change between the scan and the overlay, and the scan completes with
+/// them as they are now. The agent's progress lines say when its scan has ended; the server is
+/// paused from the moment the scan starts, so the agent cannot get its analysis (and start the
+/// overlay) before the machine has changed.
+#[test]
+fn files_changing_during_a_live_scan_are_sent_as_they_are_now() {
+    let server = Server::start(None);
+    let token = server.add_user("carol");
+    let repo = server
+        .client("carol", &token, &["repo", "add", &mirror_line()])
+        .unwrap();
+    let id = repo["id"].as_i64().unwrap().to_string();
+    server
+        .client("carol", &token, &["repo", "sync", &id])
+        .unwrap();
+
+    let work = outside_tmp();
+    let root = work.path().join("busy01");
+    run_ok(
+        Command::new("cp")
+            .args(["-a", "--sparse=always"])
+            .arg(fixture("drifted"))
+            .arg(&root),
+    );
+    let log = root.join("var/log/app/app.log");
+    let cache = root.join("root/.cache/build/index.bin");
+    let lock = root.join("var/cache/app/job.lock");
+    for (p, body) in [
+        (&log, &b"started\n"[..]),
+        (&cache, &[7u8; 50_000][..]),
+        (&lock, b"1234\n"),
+    ] {
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, body).unwrap();
+    }
+
+    let mut agent = server.spawn_agent("carol", &token, "busy01", &root);
+    let mut lines = BufReader::new(agent.stderr.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    let mut paused = false;
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        seen.push(line.clone());
+        if line.starts_with("connect: done") {
+            server.signal("STOP");
+            paused = true;
+        } else if line.starts_with("files: done") {
+            assert!(paused, "{seen:?}");
+            // Between the scan and the overlay: a log grows, a cache is replaced, a lock goes.
+            let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+            f.write_all(b"request served\n").unwrap();
+            drop(f);
+            let tmp = cache.with_extension("new");
+            std::fs::write(&tmp, [9u8; 70_000]).unwrap();
+            std::fs::rename(&tmp, &cache).unwrap();
+            std::fs::remove_file(&lock).unwrap();
+            server.signal("CONT");
+            break;
+        }
+    }
+    seen.extend(lines.map(|l| l.unwrap()));
+    let status = agent.wait().unwrap();
+    let stderr = seen.join("\n");
+    assert!(status.success(), "{stderr}");
+    assert!(
+        stderr.contains(
+            "3 files changed on the machine during the scan: 2 sent as they are now, 1 vanished"
+        ),
+        "{stderr}"
+    );
+    for (op, p) in [
+        ("amended", "/var/log/app/app.log"),
+        ("amended", "/root/.cache/build/index.bin"),
+        ("vanished", "/var/cache/app/job.lock"),
+    ] {
+        assert!(
+            stderr.contains(&format!("    {op} {p}: ")),
+            "{op} {p}: {stderr}"
+        );
+    }
+
+    let scans = server.client("carol", &token, &["scan", "list"]).unwrap();
+    let scan = &scans[0];
+    assert_eq!(scan["status"], "complete", "{scan}");
+    assert_eq!(scan["summary"]["amended"], 2, "{scan}");
+    assert_eq!(scan["summary"]["vanished"], 1, "{scan}");
+
+    // The stored report says what was shipped, and the blob store holds it.
+    let id = scan["id"].as_i64().unwrap();
+    let stored = server.data.path().join(format!("reports/{id}.ufr"));
+    let report = uforge_core::model::Report::load(&stored).unwrap();
+    let entry = |p: &str| report.files.iter().find(|e| e.path == p.as_bytes());
+    for disk in [&log, &cache] {
+        let e = entry(&String::from_utf8(in_root(&root, disk)).unwrap()).unwrap();
+        let bytes = std::fs::read(disk).unwrap();
+        let sha = sum(disk);
+        assert_eq!(e.size, bytes.len() as u64, "{e:?}");
+        assert_eq!(uforge_core::blobstore::to_hex(&e.sha256.unwrap()), sha);
+        let blob = server
+            .data
+            .path()
+            .join("blobs/sha256")
+            .join(&sha[..2])
+            .join(&sha);
+        assert_eq!(std::fs::read(&blob).unwrap(), bytes, "{}", disk.display());
+    }
+    assert!(entry("/var/cache/app/job.lock").is_none());
+    let vanished: Vec<&[u8]> = report
+        .trailer
+        .errors
+        .iter()
+        .filter(|e| e.op == "vanished")
+        .map(|e| &e.path[..])
+        .collect();
+    assert_eq!(vanished, [&b"/var/cache/app/job.lock"[..]]);
+    let analysis: Value = serde_json::from_slice(
+        &std::fs::read(
+            server
+                .data
+                .path()
+                .join(format!("reports/{id}.analysis.json")),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let wanted = analysis["wanted"].to_string();
+    assert!(
+        !wanted.contains("job.lock") && wanted.contains("app.log"),
+        "{wanted}"
+    );
+
+    // The next scan of the same machine finds nothing new in what was amended.
+    let (out, _) = server.agent(&server.url, "carol", &token, "busy01", &root);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let scans = server
+        .client("carol", &token, &["scan", "list", "--machine", "busy01"])
+        .unwrap();
+    assert_eq!(scans[0]["summary"]["vanished"], 0, "{}", scans[0]);
+    let next = scans[0]["id"].as_i64().unwrap();
+    assert_ne!(next, id);
+    let analysis = std::fs::read_to_string(
+        server
+            .data
+            .path()
+            .join(format!("reports/{next}.analysis.json")),
+    )
+    .unwrap();
+    assert!(
+        !analysis.contains("app.log") && !analysis.contains("index.bin"),
+        "held by the amended scan: {analysis}"
+    );
+}
+
+/// Hex SHA-256 of a file, by sha256sum.
+fn sum(p: &Path) -> String {
+    let out = run_ok(Command::new("sha256sum").arg(p));
+    String::from_utf8_lossy(&out.stdout[..64]).into_owned()
 }
 
 #[test]

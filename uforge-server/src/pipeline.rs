@@ -8,6 +8,7 @@ use std::path::Path;
 
 use uforge_api::ScanSummary;
 use uforge_core::analysis::Analysis;
+use uforge_core::overlay::{amend_report, OverlayReceipt};
 use uforge_core::report::native::{NativeWriter, MAGIC};
 use uforge_core::report::{ReportLimits, ReportReader};
 use uforge_core::{Error, Result};
@@ -102,6 +103,29 @@ pub fn write_analysis(a: &Analysis, dest: &Path) -> Result<()> {
     w.flush().map_err(|e| Error::io("write", dest, e))
 }
 
+/// Amends the stored report and analysis once an overlay carried files that changed on the
+/// machine after the scan ([`amend_report`]); returns the new totals to keep, or `None` when
+/// nothing changed.
+pub fn amend(
+    report: &Path,
+    analysis_file: &Path,
+    analysis: &mut Analysis,
+    receipt: &OverlayReceipt,
+) -> Result<Option<String>> {
+    if !amend_report(report, analysis, receipt)? {
+        return Ok(None);
+    }
+    let tmp = analysis_file.with_extension("json.amending");
+    write_analysis(analysis, &tmp)?;
+    std::fs::rename(&tmp, analysis_file).map_err(|e| Error::io("rename", &tmp, e))?;
+    let mut s = summary(analysis);
+    s.amended = receipt.amended.len() as u64;
+    s.vanished = receipt.vanished.len() as u64;
+    serde_json::to_string(&s)
+        .map(Some)
+        .map_err(|e| Error::Invalid(format!("cannot encode the scan's totals: {e}")))
+}
+
 /// The totals kept in the database and shown with a scan.
 pub fn summary(a: &Analysis) -> ScanSummary {
     let n = |v: usize| v as u64;
@@ -115,5 +139,7 @@ pub fn summary(a: &Analysis) -> ScanSummary {
         wanted: n(a.wanted.len()),
         wanted_bytes: a.stats.wanted_bytes,
         held: a.stats.held,
+        amended: 0,
+        vanished: 0,
     }
 }

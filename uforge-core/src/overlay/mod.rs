@@ -11,6 +11,7 @@
 //! overlay restores what was scanned; contents come from disk and are checked against the
 //! report's digest as they are streamed.
 
+mod amend;
 mod names;
 mod output;
 mod pax;
@@ -19,6 +20,7 @@ mod sparse;
 mod ustar;
 mod write;
 
+pub use amend::amend_report;
 pub use read::{read_overlay, read_overlay_for, OverlayReceipt, ReadLimits};
 pub use write::{write_overlay, write_tree, OverlayStats};
 

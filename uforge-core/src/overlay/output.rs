@@ -33,6 +33,8 @@ enum Op {
     Zeros(u64),
     /// The file ends: its digest must be this.
     End([u8; 32], RawPath),
+    /// The file ends and its digest is not known (the reader computes it): start afresh.
+    EndUnchecked,
 }
 
 struct Chunk {
@@ -110,6 +112,7 @@ fn hash_chunks(work: Receiver<Chunk>, free: Sender<Chunk>, failed: &AtomicBool) 
                         n -= k as u64;
                     }
                 }
+                Op::EndUnchecked => h.reset(),
                 Op::End(digest, path) => {
                     if <[u8; 32]>::from(h.finalize_reset()) != digest {
                         failed.store(true, Ordering::Relaxed);
@@ -189,6 +192,16 @@ impl<W: Write> Output<'_, W> {
         Ok(())
     }
 
+    /// Appends `n` zeros that are not hashed (the rest of a file that shrank under the reader).
+    pub fn put_zeros(&mut self, mut n: u64) -> Result<()> {
+        while n > 0 {
+            let k = n.min(ZEROS.len() as u64) as usize;
+            self.put(&ZEROS[..k])?;
+            n -= k as u64;
+        }
+        Ok(())
+    }
+
     /// Pads the archive to a whole block.
     pub fn pad(&mut self) -> Result<()> {
         let rem = (self.pos() % BLOCK as u64) as usize;
@@ -232,5 +245,10 @@ impl<W: Write> Output<'_, W> {
     /// `path`.
     pub fn end_file(&mut self, digest: [u8; 32], path: &[u8]) {
         self.cur.ops.push(Op::End(digest, path.to_vec()));
+    }
+
+    /// Ends the file being written without checking its digest (an amended file).
+    pub fn end_file_unchecked(&mut self) {
+        self.cur.ops.push(Op::EndUnchecked);
     }
 }

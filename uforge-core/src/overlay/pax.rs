@@ -1,6 +1,15 @@
 //! pax extended header records (`"%d %s=%s\n"`, the length counting itself): encoding and a
 //! strict parser. Values are bytes; keys are ASCII.
 
+/// Marks a regular file member that changed on the source after the scan: its header holds
+/// the file's metadata as it was sent (not the report's) and its digest is the one computed
+/// over its data on arrival.
+pub const AMENDED: &str = "UFORGE.amended";
+
+/// A record of a global header naming (as its in-root path) a wanted file that vanished from
+/// the source after the scan, in the place its member would have had.
+pub const VANISHED: &str = "UFORGE.vanished";
+
 /// Formats `n` in decimal into the end of `buf`, returning the digits.
 fn decimal(buf: &mut [u8; 20], mut n: u64) -> &[u8] {
     let mut i = buf.len();

@@ -52,6 +52,12 @@ pub struct OverlayReceipt {
     pub blobs: u64,
     /// Bytes of regular file content, sparse files counted at their full size.
     pub content_bytes: u64,
+    /// Files that changed on the source after the scan, as the overlay carried them (metadata
+    /// from their member, digest computed over their data), in archive order: what the report
+    /// must say instead of its entries ([`super::amend_report`]).
+    pub amended: Vec<FileEntry>,
+    /// Wanted files that vanished from the source after the scan, in archive order.
+    pub vanished: Vec<RawPath>,
 }
 
 /// Reads and verifies the overlay made for `analysis` of the report file `report`: the
@@ -76,6 +82,12 @@ pub fn read_overlay_for<R: Read>(
 /// A hard link must point to an earlier regular file member of the same content; a hard link
 /// whose first name is not expected may come as the regular file itself. Every expected entry
 /// but sockets must be present.
+///
+/// A file that changed on the source after the scan comes as an amended member (pax
+/// `UFORGE.amended=1`): it must still be an expected path, a regular file standing for a file
+/// or hard link of the report, and its own metadata and the digest computed over its data
+/// replace the report's ([`OverlayReceipt::amended`]). A file that vanished is named by a
+/// global `UFORGE.vanished` record instead of a member ([`OverlayReceipt::vanished`]).
 pub fn read_overlay<R: Read>(
     input: R,
     expected: &HashMap<RawPath, FileEntry>,
@@ -119,6 +131,7 @@ struct Ext {
     sparse_minor: Option<u64>,
     sparse_name: Option<Vec<u8>>,
     sparse_realsize: Option<u64>,
+    amended: bool,
 }
 
 impl Ext {
@@ -143,6 +156,11 @@ impl Ext {
             "GNU.sparse.minor" => self.sparse_minor = num(v)?,
             "GNU.sparse.name" => self.sparse_name = bytes(v),
             "GNU.sparse.realsize" => self.sparse_realsize = num(v)?,
+            pax::AMENDED => match v {
+                b"1" => self.amended = true,
+                b"" => self.amended = false,
+                _ => return Err(format!("pax {key} is not 1")),
+            },
             "mtime" => {
                 self.mtime = (!v.is_empty())
                     .then(|| pax::parse_time(v).ok_or("pax mtime is not a time"))
@@ -324,7 +342,23 @@ impl<R: Read> Reader<'_, R> {
                         pax::parse(&data, |k, v| ext.apply(k, v)).map_err(|m| bad(&raw, m))?;
                     }
                     b'g' => {
-                        pax::parse(&data, |k, v| globals.apply(k, v)).map_err(|m| bad(&raw, m))?;
+                        let mut vanished = Vec::new();
+                        pax::parse(&data, |k, v| match k {
+                            pax::VANISHED => {
+                                vanished.push(v.to_vec());
+                                Ok(())
+                            }
+                            _ => globals.apply(k, v),
+                        })
+                        .map_err(|m| bad(&raw, m))?;
+                        if !vanished.is_empty() {
+                            // One per vanished file, each bounded by an expected entry: not
+                            // counted against the budget of global headers.
+                            global_bytes -= size as usize;
+                            for p in vanished {
+                                self.vanished(p)?;
+                            }
+                        }
                     }
                     _ => {
                         // GNU long names are NUL-terminated strings.
@@ -349,6 +383,27 @@ impl<R: Read> Reader<'_, R> {
             }
             self.member(&block, ext, size, staging)?;
         }
+    }
+
+    /// Records an expected regular file that vanished from the source.
+    fn vanished(&mut self, path: RawPath) -> Result<()> {
+        let member = rawpath::display(&path);
+        let want = self
+            .expected
+            .get(&path)
+            .ok_or_else(|| bad(&member, "recorded as vanished but was not asked for"))?;
+        if !matches!(want.kind, FileKind::File | FileKind::Hardlink) {
+            return Err(bad(
+                member,
+                format!("a {} cannot be recorded as vanished", want.kind.as_str()),
+            ));
+        }
+        if self.seen.contains_key(&path) {
+            return Err(bad(member, "appears twice in the overlay"));
+        }
+        self.seen.insert(path.clone(), None);
+        self.receipt.vanished.push(path);
+        Ok(())
     }
 
     fn member(
@@ -433,7 +488,21 @@ impl<R: Read> Reader<'_, R> {
                 .target
                 .as_ref()
                 .is_some_and(|t| self.expected.contains_key(t));
-        if kind != want.kind && !promoted {
+        let amended = ext.amended;
+        if amended
+            && !(kind == FileKind::File && matches!(want.kind, FileKind::File | FileKind::Hardlink))
+        {
+            return Err(bad(
+                member,
+                format!(
+                    "an amended member must be a regular file standing for a file or hard link \
+                     of the report, not a {} for a {}",
+                    kind.as_str(),
+                    want.kind.as_str()
+                ),
+            ));
+        }
+        if kind != want.kind && !promoted && !amended {
             return Err(bad(
                 member,
                 format!(
@@ -446,7 +515,12 @@ impl<R: Read> Reader<'_, R> {
         if sparse && kind != FileKind::File {
             return Err(bad(member, "sparse data on something that is not a file"));
         }
-        check_meta(block, &ext, want).map_err(|m| bad(&member, m))?;
+        let mut now = None;
+        if amended {
+            now = Some(amended_entry(block, &ext, want).map_err(|m| bad(&member, m))?);
+        } else {
+            check_meta(block, &ext, want).map_err(|m| bad(&member, m))?;
+        }
         if kind != FileKind::File && size != 0 {
             return Err(bad(member, format!("a {} with data", kind.as_str())));
         }
@@ -497,10 +571,14 @@ impl<R: Read> Reader<'_, R> {
                 }
             }
             FileKind::File => {
-                let sha = want
-                    .sha256
-                    .ok_or_else(|| bad(&member, "the report has no digest for it"))?;
-                if logical != want.size {
+                let sha = match &now {
+                    Some(_) => None,
+                    None => Some(
+                        want.sha256
+                            .ok_or_else(|| bad(&member, "the report has no digest for it"))?,
+                    ),
+                };
+                if sha.is_some() && logical != want.size {
                     return Err(bad(
                         member,
                         format!("{logical} bytes, the report says {}", want.size),
@@ -510,8 +588,14 @@ impl<R: Read> Reader<'_, R> {
                 if self.receipt.content_bytes > self.limits.max_total {
                     return Err(bad(member, "file contents over the total limit"));
                 }
-                self.content(&member, sha, size, logical, sparse, staging)?;
-                digest = Some(sha);
+                let (got, stored) = self.content(&member, sha, size, logical, sparse, staging)?;
+                if let Some(mut e) = now.take() {
+                    e.size = logical;
+                    e.sha256 = Some(got);
+                    e.allocated = stored;
+                    self.receipt.amended.push(e);
+                }
+                digest = Some(got);
             }
             _ => {}
         }
@@ -519,16 +603,18 @@ impl<R: Read> Reader<'_, R> {
         Ok(())
     }
 
-    /// Streams one regular file's content (expanding a sparse one) into the staging area.
+    /// Streams one regular file's content (expanding a sparse one) into the staging area,
+    /// checking it against `sha` or, without one, computing its digest. Returns the digest and
+    /// the bytes of data the member carried (holes excluded).
     fn content(
         &mut self,
         member: &str,
-        sha: [u8; 32],
+        sha: Option<[u8; 32]>,
         size: u64,
         logical: u64,
         sparse: bool,
         staging: &mut dyn BlobStaging,
-    ) -> Result<()> {
+    ) -> Result<([u8; 32], u64)> {
         let mut map = MapParser::default();
         let mut map_bytes = 0u64;
         if sparse {
@@ -564,18 +650,25 @@ impl<R: Read> Reader<'_, R> {
             size: logical,
             failure: None,
         };
-        if let Err(e) = staging.put(&sha, logical, &mut data) {
-            return Err(match (data.failure.take(), e) {
-                (Some(f), _) => input_err(member, f),
-                (None, Error::BlobMismatch { message, .. }) => bad(member, message),
-                (None, e) => e,
-            });
-        }
+        let stored = match sha {
+            Some(sha) => staging.put(&sha, logical, &mut data).map(|()| sha),
+            None => staging.put_computed(logical, &mut data),
+        };
+        let sha = match stored {
+            Ok(sha) => sha,
+            Err(e) => {
+                return Err(match (data.failure.take(), e) {
+                    (Some(f), _) => input_err(member, f),
+                    (None, Error::BlobMismatch { message, .. }) => bad(member, message),
+                    (None, e) => e,
+                })
+            }
+        };
         self.input
             .skip_padding(size)
             .map_err(|e| input_err(member, e))?;
         self.blobs.insert(sha);
-        Ok(())
+        Ok((sha, size - map_bytes))
     }
 
     fn check_complete(&self) -> Result<()> {
@@ -604,6 +697,45 @@ impl<R: Read> Reader<'_, R> {
             ),
         ))
     }
+}
+
+/// The entry of an amended member: the report's entry for its path, as a regular file with the
+/// member's mode, owner, mtime and xattrs (size and digest are set once its data is read).
+/// Owner and group names are kept only where the ids are the report's: a name is never taken
+/// from an archive.
+fn amended_entry(b: &Block, ext: &Ext, want: &FileEntry) -> std::result::Result<FileEntry, String> {
+    let field = |f, v: Option<u64>, what| {
+        v.or_else(|| ustar::parse_octal(b, f))
+            .ok_or_else(|| format!("malformed {what} field"))
+    };
+    let id =
+        |f, v, what| u32::try_from(field(f, v, what)?).map_err(|_| format!("{what} out of range"));
+    let mut e = want.clone();
+    e.kind = FileKind::File;
+    e.target = None;
+    e.rdev = None;
+    e.sha256 = None;
+    e.mode = (field(ustar::MODE, None, "mode")? & 0o7777) as u32;
+    let (uid, gid) = (
+        id(ustar::UID, ext.uid, "uid")?,
+        id(ustar::GID, ext.gid, "gid")?,
+    );
+    if uid != want.uid {
+        e.user = None;
+    }
+    if gid != want.gid {
+        e.group = None;
+    }
+    (e.uid, e.gid) = (uid, gid);
+    (e.mtime, e.mtime_nsec) = match ext.mtime {
+        Some(t) => t,
+        None => (
+            i64::try_from(field(ustar::MTIME, None, "mtime")?).map_err(|e| e.to_string())?,
+            0,
+        ),
+    };
+    e.xattrs = ext.xattrs.clone();
+    Ok(e)
 }
 
 /// Checks mode, owner, mtime and xattrs against the report entry.

@@ -257,6 +257,7 @@ fn fixture_overlay_reads_into_the_store() {
             members: f.entries.len() as u64,
             blobs: shas.len() as u64,
             content_bytes: f.stats.content_bytes,
+            ..Default::default()
         }
     );
     for sha in &shas {
@@ -400,6 +401,7 @@ fn entry(path: &[u8], kind: FileKind, content: &[u8], target: Option<&[u8]>) -> 
 
 /// One hand-built member: raw name, type flag, link name, data, and the entry whose metadata
 /// the header carries.
+#[derive(Clone, Copy)]
 struct Raw<'a>(&'a [u8], u8, &'a [u8], &'a [u8], &'a FileEntry);
 
 fn raw_tar(members: &[Raw]) -> Vec<u8> {
@@ -624,14 +626,23 @@ fn pax_extensions_extract_with_gnu_tar_and_bsdtar() {
     assert_eq!(receipt.content_bytes, (64 << 20) + (10 << 20) + 10 + 7);
 }
 
+/// Whether an extraction complaint is about a record that only uforge reads (GNU tar names
+/// the unknown keywords it ignores).
+fn uforge_keyword(line: &str) -> bool {
+    line.contains("Ignoring unknown extended header keyword 'UFORGE.")
+}
+
 #[test]
-fn files_changed_since_the_scan() {
+fn files_changed_since_the_scan_are_sent_as_they_are_now() {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("root");
     std::fs::create_dir(&root).unwrap();
     for (name, body) in [
         ("keep", "kept\n"),
         ("grow", "grows\n"),
+        ("rewrite", "old cache\n"),
+        ("gone", "short-lived\n"),
+        ("chmod", "same bytes\n"),
         ("same", "original\n"),
     ] {
         std::fs::write(root.join(name), body).unwrap();
@@ -640,41 +651,153 @@ fn files_changed_since_the_scan() {
     let report = scan_to_report(&ScanOptions::new(&root), &NoProgress).unwrap();
     let file = tmp.path().join("scan.ufr");
     report.save(&file).unwrap();
-    std::fs::write(root.join("grow"), "grows, and grew\n").unwrap();
 
-    let write = |paths: &[&str]| {
-        let wanted: HashSet<RawPath> = paths.iter().map(|p| p.as_bytes().to_vec()).collect();
+    // The machine lives on: a log appended to, a cache replaced, a file deleted, a mode changed.
+    use std::io::Write as _;
+    let mut log = std::fs::OpenOptions::new()
+        .append(true)
+        .open(root.join("grow"))
+        .unwrap();
+    log.write_all(b"and grew\n").unwrap();
+    drop(log);
+    std::fs::write(root.join("rewrite.new"), "new cache, longer\n").unwrap();
+    std::fs::rename(root.join("rewrite.new"), root.join("rewrite")).unwrap();
+    std::fs::remove_file(root.join("gone")).unwrap();
+    std::fs::set_permissions(
+        root.join("chmod"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+
+    let write = |file: &Path, paths: &[&[u8]]| {
+        let wanted: HashSet<RawPath> = paths.iter().map(|p| p.to_vec()).collect();
         let mut out = Vec::new();
         let r = write_overlay(
             &root,
-            &mut ReportReader::open(&file).unwrap(),
+            &mut ReportReader::open(file).unwrap(),
             &wanted,
             &mut out,
             &NoProgress,
         );
         r.map(|s| (s, out))
     };
-    let (stats, out) = write(&["/", "/keep", "/grow", "/grow-too"]).unwrap();
-    let left: Vec<(&[u8], &str)> = stats
+    let all: Vec<&[u8]> = report
+        .files
+        .iter()
+        .filter(|e| e.path != b"/same")
+        .map(|e| &e.path[..])
+        .collect();
+    let (stats, out) = write(&file, &all).unwrap();
+    let mut changed: Vec<(&[u8], &str)> = stats
         .changed
         .iter()
         .map(|e| (&e.path[..], e.op.as_str()))
         .collect();
+    changed.sort();
     assert_eq!(
-        left,
-        [(&b"/grow"[..], "changed"), (b"/grow-too", "changed")]
+        changed,
+        [
+            (&b"/chmod"[..], "amended"),
+            (b"/gone", "vanished"),
+            (b"/grow", "amended"),
+            (b"/grow-too", "amended"),
+            (b"/rewrite", "amended"),
+        ]
     );
-    assert_eq!(stats.members, 2);
-    // What the receiver expects once told about the changed files.
-    let expected: HashMap<RawPath, FileEntry> = report
-        .files
-        .iter()
-        .filter(|e| e.path == b"/" || e.path == b"/keep")
-        .map(|e| (e.path.clone(), e.clone()))
-        .collect();
+
+    // Standard tools extract the files as they are now.
+    for tool in ["tar", "bsdtar"] {
+        let dir = tempfile::tempdir().unwrap();
+        let tar = dir.path().join("overlay.tar");
+        std::fs::write(&tar, &out).unwrap();
+        let run = Command::new(tool)
+            .args(["-xpf"])
+            .arg(&tar)
+            .arg("-C")
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert!(
+            run.status.success() && stderr.lines().all(uforge_keyword),
+            "{tool}: {stderr}"
+        );
+        let read = |n: &str| std::fs::read_to_string(dir.path().join(n)).unwrap();
+        assert_eq!(read("grow"), "grows\nand grew\n", "{tool}");
+        assert_eq!(read("grow-too"), "grows\nand grew\n", "{tool}");
+        assert_eq!(read("rewrite"), "new cache, longer\n", "{tool}");
+        assert!(!dir.path().join("gone").exists(), "{tool}");
+        let mode = std::fs::metadata(dir.path().join("chmod")).unwrap().mode();
+        assert_eq!(mode & 0o7777, 0o600, "{tool}");
+    }
+
+    // The receiver checks every member against the report, takes the amended ones as they
+    // came (digest computed over their data) and notes the vanished one.
     let store_dir = tempfile::tempdir().unwrap();
     let store = LocalBlobStore::open(store_dir.path()).unwrap();
-    read_overlay(&out[..], &expected, &store, &ReadLimits::default()).unwrap();
+    let expected: HashMap<RawPath, FileEntry> = expected_of(&report.files)
+        .into_iter()
+        .filter(|(p, _)| p != b"/same")
+        .collect();
+    let receipt = read_overlay(&out[..], &expected, &store, &ReadLimits::default()).unwrap();
+    assert_eq!(receipt.vanished, [b"/gone".to_vec()]);
+    let mut amended: Vec<&FileEntry> = receipt.amended.iter().collect();
+    amended.sort_by(|a, b| a.path.cmp(&b.path));
+    let paths: Vec<&[u8]> = amended.iter().map(|e| &e.path[..]).collect();
+    assert_eq!(paths, [&b"/chmod"[..], b"/grow", b"/grow-too", b"/rewrite"]);
+    for e in &amended {
+        let disk = rawpath::join(&root, &e.path);
+        let meta = std::fs::metadata(&disk).unwrap();
+        assert_eq!(e.kind, FileKind::File, "{e:?}");
+        assert_eq!(e.sha256, Some(sha_of_file(&disk)), "{e:?}");
+        assert_eq!(
+            (e.size, e.mode),
+            (meta.len(), meta.mode() & 0o7777),
+            "{e:?}"
+        );
+        assert_eq!(
+            (e.mtime, e.mtime_nsec),
+            (meta.mtime(), meta.mtime_nsec() as u32)
+        );
+        assert!(store.has(&e.sha256.unwrap()).unwrap());
+    }
+
+    // The stored report and analysis are amended to match what was shipped ...
+    let mut analysis = crate::analysis::Analysis {
+        wanted: all.iter().map(|p| p.to_vec()).collect(),
+        unknown_files: all.iter().map(|p| p.to_vec()).collect(),
+        ..Default::default()
+    };
+    assert!(amend_report(&file, &mut analysis, &receipt).unwrap());
+    assert!(!analysis.wanted.contains(&b"/gone".to_vec()));
+    assert!(!analysis.unknown_files.contains(&b"/gone".to_vec()));
+    let after = crate::model::Report::load(&file).unwrap();
+    assert!(after.files.iter().all(|e| e.path != b"/gone"));
+    for e in &amended {
+        assert!(after.files.contains(e), "{e:?}");
+    }
+    let notes: Vec<(&[u8], &str)> = after
+        .trailer
+        .errors
+        .iter()
+        .map(|e| (&e.path[..], e.op.as_str()))
+        .collect();
+    assert!(notes.contains(&(&b"/gone"[..], "vanished")), "{notes:?}");
+    assert!(notes.contains(&(&b"/grow"[..], "amended")), "{notes:?}");
+    assert_eq!(
+        after.trailer.stats.entries,
+        report.trailer.stats.entries - 1
+    );
+
+    // ... so that the machine as it is now matches the amended report exactly.
+    let wanted: Vec<&[u8]> = analysis.wanted.iter().map(|p| &p[..]).collect();
+    let (stats, out) = write(&file, &wanted).unwrap();
+    assert!(stats.changed.is_empty(), "{:?}", stats.changed);
+    let expected = analysis
+        .expected(ReportReader::open(&file).unwrap())
+        .unwrap();
+    let receipt = read_overlay(&out[..], &expected, &store, &ReadLimits::default()).unwrap();
+    assert!(receipt.amended.is_empty() && receipt.vanished.is_empty());
 
     // Same size, mtime put back: only the digest can tell.
     let same = report.files.iter().find(|e| e.path == b"/same").unwrap();
@@ -686,7 +809,7 @@ fn files_changed_since_the_scan() {
         .unwrap()
         .set_modified(when)
         .unwrap();
-    let err = write(&["/same"]).unwrap_err();
+    let err = write(&file, &[b"/same"]).unwrap_err();
     assert!(
         matches!(&err, Error::Overlay { member, .. } if member == "/same"),
         "{err}"
@@ -743,4 +866,159 @@ fn a_directory_replaced_by_a_link_since_the_scan_is_not_followed() {
         !out.windows(11).any(|w| w == b"HOST SECRET"),
         "the host file went into the archive"
     );
+}
+
+/// An extended header (`x` for the next member, `g` for the archive) holding `records`.
+fn pax_header(flag: u8, records: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut data = Vec::new();
+    for (k, v) in records {
+        super::pax::push(&mut data, k.as_bytes(), v);
+    }
+    let mut b: Block = [0; BLOCK];
+    ustar::put_bytes(&mut b, ustar::NAME, b"././@PaxHeader");
+    ustar::put_octal(&mut b, ustar::MODE, 0o644);
+    ustar::put_octal(&mut b, ustar::SIZE, data.len() as u64);
+    b[ustar::TYPEFLAG] = flag;
+    ustar::put_bytes(&mut b, ustar::MAGIC, ustar::MAGIC_POSIX);
+    ustar::set_checksum(&mut b);
+    let mut out = b.to_vec();
+    out.extend_from_slice(&data);
+    out.resize(out.len().div_ceil(BLOCK) * BLOCK, 0);
+    out
+}
+
+/// Amended members and vanished records may change the content and metadata of a wanted file,
+/// nothing else.
+#[test]
+fn amendments_are_checked_like_members() {
+    let root = entry(b"/", FileKind::Dir, b"", None);
+    let a = entry(b"/a", FileKind::File, b"hello\n", None);
+    let d = entry(b"/d", FileKind::Dir, b"", None);
+    let l = entry(b"/d/l", FileKind::Symlink, b"", Some(b"../a"));
+    let expected = expected_of(&[root.clone(), a.clone(), d.clone(), l.clone()]);
+    let limits = ReadLimits::default();
+    let mut now = entry(b"/a", FileKind::File, b"changed since\n", None);
+    now.mode = 0o600;
+    now.mtime += 60;
+    let amended = pax_header(b'x', &[("UFORGE.amended", b"1")]);
+    let body = |mid: &[u8], rest: &[Raw]| {
+        let mut t = raw_tar(&[Raw(b"./", b'5', b"", b"", &root)]);
+        t.truncate(t.len() - 2 * BLOCK);
+        t.extend_from_slice(mid);
+        t.extend_from_slice(&raw_tar(rest));
+        t
+    };
+    let tail = [
+        Raw(b"d/", b'5', b"", b"", &d),
+        Raw(b"d/l", b'2', b"../a", b"", &l),
+    ];
+    let member = |r: Raw| {
+        let mut t = raw_tar(&[r]);
+        t.truncate(t.len() - 2 * BLOCK);
+        t
+    };
+
+    // Accepted: the content and metadata of /a as they are now, digest computed on arrival.
+    let good = body(
+        &[
+            amended.clone(),
+            member(Raw(b"a", b'0', b"", b"changed since\n", &now)),
+        ]
+        .concat(),
+        &tail,
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let store = LocalBlobStore::open(tmp.path()).unwrap();
+    let receipt = read_overlay(&good[..], &expected, &store, &limits).unwrap();
+    assert_eq!(receipt.amended.len(), 1);
+    let got = &receipt.amended[0];
+    assert_eq!(got.sha256, now.sha256);
+    assert_eq!((got.size, got.mode, got.mtime), (14, 0o600, now.mtime));
+    assert!(store.has(&now.sha256.unwrap()).unwrap());
+
+    // Accepted: /a recorded as vanished.
+    let gone = pax_header(b'g', &[("UFORGE.vanished", b"/a")]);
+    let receipt = read_overlay(&body(&gone, &tail)[..], &expected, &store, &limits).unwrap();
+    assert_eq!(receipt.vanished, [b"/a".to_vec()]);
+
+    let not_wanted = entry(b"/b", FileKind::File, b"x\n", None);
+    let cases: Vec<(Vec<u8>, &str)> = vec![
+        (
+            body(
+                &[
+                    amended.clone(),
+                    member(Raw(b"b", b'0', b"", b"x\n", &not_wanted)),
+                ]
+                .concat(),
+                &[&[Raw(b"a", b'0', b"", b"hello\n", &a)][..], &tail].concat(),
+            ),
+            "was not asked for",
+        ),
+        (
+            body(
+                &[
+                    member(Raw(b"a", b'0', b"", b"hello\n", &a)),
+                    member(Raw(b"d/", b'5', b"", b"", &d)),
+                    amended.clone(),
+                    member(Raw(b"d/l", b'2', b"/etc/shadow", b"", &l)),
+                ]
+                .concat(),
+                &[],
+            ),
+            "an amended member must be a regular file",
+        ),
+        (
+            body(
+                &[
+                    member(Raw(b"a", b'0', b"", b"hello\n", &a)),
+                    amended.clone(),
+                    member(Raw(b"d", b'0', b"", b"x\n", &d)),
+                ]
+                .concat(),
+                &tail[1..],
+            ),
+            "standing for a file or hard link",
+        ),
+        (
+            body(
+                &[
+                    member(Raw(b"a", b'0', b"", b"hello\n", &a)),
+                    pax_header(b'g', &[("UFORGE.vanished", b"/d")]),
+                ]
+                .concat(),
+                &tail[1..],
+            ),
+            "a dir cannot be recorded as vanished",
+        ),
+        (
+            body(
+                &[
+                    pax_header(b'g', &[("UFORGE.vanished", b"/zz")]),
+                    member(Raw(b"a", b'0', b"", b"hello\n", &a)),
+                ]
+                .concat(),
+                &tail,
+            ),
+            "recorded as vanished but was not asked for",
+        ),
+        (
+            body(
+                &[gone.clone(), member(Raw(b"a", b'0', b"", b"hello\n", &a))].concat(),
+                &tail,
+            ),
+            "appears twice",
+        ),
+        // Without the record, a changed file is refused as before.
+        (
+            body(
+                &member(Raw(b"a", b'0', b"", b"changed since\n", &now)),
+                &tail,
+            ),
+            "differs from the report",
+        ),
+        (body(&[], &tail), "missing from the overlay"),
+    ];
+    for (tar, needle) in cases {
+        refused(&tar, &expected, &limits, needle);
+    }
 }

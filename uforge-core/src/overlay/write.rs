@@ -30,7 +30,10 @@ pub struct OverlayStats {
     pub content_bytes: u64,
     /// Wanted entries tar cannot carry (sockets), left out on purpose.
     pub skipped: u64,
-    /// Files that changed since the scan (or that the scan could not read) and were left out.
+    /// What changed under the writer since the scan, in archive order: files sent as they are
+    /// now (`op` `amended`, the message saying what differed), files that vanished (`op`
+    /// `vanished`, recorded in the archive) and entries the scan could not read (`op`
+    /// `unreadable`, left out).
     pub changed: Vec<ScanError>,
 }
 
@@ -39,12 +42,15 @@ pub struct OverlayStats {
 /// link before others). Memory stays bounded (4 MiB of buffers) whatever the size;
 /// contents are hashed on a second thread while the next ones are read.
 ///
-/// A regular file whose size, mtime or type no longer match the report is left out and listed
-/// in [`OverlayStats::changed`]; the caller must not expect it. A file whose content changed
-/// without its size or mtime changing is only noticed once it has been streamed, when its
-/// digest differs: the archive is then unusable and an error is returned. Sockets are counted
-/// in [`OverlayStats::skipped`]. A hard link whose first name is not wanted is written as the
-/// regular file in its place, and later names of the inode link to it.
+/// A regular file whose size, mtime or type no longer match the report is sent as it is now:
+/// an amended member (pax `UFORGE.amended=1`) with its current metadata, whose digest the
+/// reader computes; one that vanished (or is no longer a regular file) is recorded by a global
+/// `UFORGE.vanished` record in its place. Both are listed in [`OverlayStats::changed`]. A file
+/// whose content changed without its size or mtime changing is only noticed once it has been
+/// streamed, when its digest differs: the archive is then unusable and an error is returned.
+/// Sockets are counted in [`OverlayStats::skipped`]. A hard link whose first name is not wanted
+/// is written as the regular file in its place, and later names of the inode link to it; a
+/// later name whose first name changed or vanished is sent as an amended regular file.
 pub fn write_overlay<W: Write>(
     root: &Path,
     report: &mut ReportReader,
@@ -111,6 +117,7 @@ fn write<W: Write>(
             extents: Vec::new(),
             wanted,
             left_out_files: HashSet::new(),
+            amended_files: HashSet::new(),
             promoted: HashMap::new(),
             stats: OverlayStats::default(),
             progress,
@@ -139,8 +146,12 @@ struct Writer<'a, 'o, W> {
     map: Vec<u8>,
     extents: Vec<Extent>,
     wanted: Wanted<'a>,
-    /// Wanted regular files left out because they changed: their further names go too.
+    /// Wanted regular files left out (vanished, unreadable): their further names cannot link
+    /// to them.
     left_out_files: HashSet<RawPath>,
+    /// Regular files sent amended: further names cannot link to them either (the reader
+    /// checks a link against the report's digest).
+    amended_files: HashSet<RawPath>,
     /// First name of an inode (not wanted) -> the wanted name written as its regular file.
     promoted: HashMap<RawPath, RawPath>,
     stats: OverlayStats,
@@ -162,9 +173,7 @@ impl<W: Write> Writer<'_, '_, W> {
                 return Ok(());
             }
             FileKind::File => {
-                if !self.file(e)? {
-                    self.left_out_files.insert(e.path.clone());
-                }
+                self.file(e, false)?;
                 return Ok(());
             }
             FileKind::Hardlink => return self.hardlink(e),
@@ -178,41 +187,40 @@ impl<W: Write> Writer<'_, '_, W> {
             self.left_out(e, "unreadable", "the scan recorded no link target".into());
             return Ok(());
         }
-        self.header(e, flag, 0, e.target.as_deref(), false)?;
+        self.header(e, flag, 0, e.target.as_deref(), false, false)?;
         self.progress.advance(1, 0);
         Ok(())
     }
 
     fn hardlink(&mut self, e: &FileEntry) -> Result<()> {
         let Some(first) = &e.target else {
-            self.file(e)?;
+            self.file(e, false)?;
             return Ok(());
         };
-        if self.wanted.contains(first) {
-            if self.left_out_files.contains(first) {
-                let why = format!(
-                    "its first name {} changed since the scan and was left out",
-                    rawpath::display(first)
-                );
-                self.left_out(e, "changed", why);
-                return Ok(());
+        let linked = if self.wanted.contains(first) {
+            Some(first.clone())
+        } else {
+            self.promoted.get(first).cloned()
+        };
+        match linked {
+            Some(to) if !self.amended_files.contains(&to) && !self.left_out_files.contains(&to) => {
+                self.link_to(e, &to)
             }
-            return self.link_to(e, first);
+            // The name it would link to was not sent as scanned: this one goes as itself.
+            Some(_) => self.file(e, true).map(drop),
+            None => {
+                if self.file(e, false)? {
+                    self.promoted.insert(first.clone(), e.path.clone());
+                }
+                Ok(())
+            }
         }
-        if let Some(p) = self.promoted.get(first) {
-            let p = p.clone();
-            return self.link_to(e, &p);
-        }
-        if self.file(e)? {
-            self.promoted.insert(first.clone(), e.path.clone());
-        }
-        Ok(())
     }
 
     fn link_to(&mut self, e: &FileEntry, first: &[u8]) -> Result<()> {
         let mut link = Vec::new();
         member_name(first, false, &mut link);
-        self.header(e, b'1', 0, Some(&link), false)?;
+        self.header(e, b'1', 0, Some(&link), false, false)?;
         self.progress.advance(1, 0);
         Ok(())
     }
@@ -225,47 +233,76 @@ impl<W: Write> Writer<'_, '_, W> {
         });
     }
 
-    /// Writes a regular file, or returns false when it is left out (changed since the scan).
-    fn file(&mut self, e: &FileEntry) -> Result<bool> {
-        let Some(digest) = e.sha256 else {
+    /// Records a wanted file that is gone from disk: listed in the stats, and a global header
+    /// names it in the place its member would have had.
+    fn vanished(&mut self, e: &FileEntry, why: String) -> Result<()> {
+        self.left_out(e, "vanished", why);
+        self.left_out_files.insert(e.path.clone());
+        self.pax.clear();
+        pax::push(&mut self.pax, pax::VANISHED.as_bytes(), &e.path);
+        self.extended(b'g')?;
+        self.progress.advance(1, 0);
+        Ok(())
+    }
+
+    /// Writes a regular file (or a hard link carried as one): as scanned when it is unchanged,
+    /// as it is now when it changed since the scan or `amend` is set (an amended member).
+    /// Returns false when it is not written (vanished, or never readable).
+    fn file(&mut self, e: &FileEntry, amend: bool) -> Result<bool> {
+        if e.sha256.is_none() && !amend {
             self.left_out(e, "unreadable", "the scan recorded no digest".into());
+            self.left_out_files.insert(e.path.clone());
             return Ok(false);
-        };
+        }
         self.full.truncate(self.root_len);
         self.full.extend_from_slice(&e.path);
         let path = Path::new(OsStr::from_bytes(&self.full));
-        let meta = match self.dir.lstat(&e.path) {
-            Ok(m) => m,
+        // What is read is what was opened, resolved inside the root: its metadata come from the
+        // descriptor, so a rename or unlink racing the open cannot mix two files, and a
+        // directory replaced by a link since the scan is never followed.
+        let file = match self.dir.open_file(&e.path) {
+            Ok(f) => f,
             Err(err) if fsroot::not_found(&err) => {
-                self.left_out(e, "changed", "vanished since the scan".into());
+                self.vanished(e, "vanished since the scan".into())?;
                 return Ok(false);
             }
             Err(err @ Error::Refused { .. }) => {
-                self.left_out(e, "changed", err.to_string());
+                self.vanished(e, err.to_string())?;
+                return Ok(false);
+            }
+            Err(Error::Io { source, .. })
+                if matches!(source.raw_os_error(), Some(libc::ELOOP | libc::ENXIO)) =>
+            {
+                self.vanished(e, "no longer a regular file".into())?;
                 return Ok(false);
             }
             Err(err) => return Err(err),
         };
-        if let Some(why) = differs(&meta, e) {
-            self.left_out(e, "changed", why);
-            return Ok(false);
-        }
-        let file = match self.dir.open_file(&e.path) {
-            Ok(f) => f,
-            Err(err) if fsroot::not_found(&err) || matches!(err, Error::Refused { .. }) => {
-                let why = format!("replaced since the scan: {}", crate::error::chain(&err));
-                self.left_out(e, "changed", why);
-                return Ok(false);
-            }
-            Err(err) => return Err(err),
-        };
-        let now = file
+        let meta = file
             .metadata()
             .map_err(|err| Error::io("stat", path, err))?;
-        if (now.dev(), now.ino()) != (meta.dev(), meta.ino()) {
-            self.left_out(e, "changed", "replaced while being opened".into());
+        if !meta.file_type().is_file() {
+            self.vanished(e, "no longer a regular file".into())?;
             return Ok(false);
         }
+        let why = differs(&meta, e).or_else(|| {
+            amend.then(|| "a name it shares an inode with changed or vanished".to_string())
+        });
+        let now;
+        let (entry, amended) = match why {
+            None => (e, false),
+            Some(why) => {
+                now = current(e, &meta, path);
+                self.stats.changed.push(ScanError {
+                    path: e.path.clone(),
+                    op: "amended".into(),
+                    message: why,
+                });
+                self.amended_files.insert(e.path.clone());
+                (&now, true)
+            }
+        };
+        let e = entry;
 
         let sparse = e.allocated < e.size
             && sparse::data_extents(&file, e.size, &mut self.extents)
@@ -277,7 +314,8 @@ impl<W: Write> Writer<'_, '_, W> {
         } else {
             e.size
         };
-        self.header(e, b'0', data_len, None, sparse)?;
+        self.header(e, b'0', data_len, None, sparse, amended)?;
+        let start = self.out.pos();
 
         let path = Path::new(OsStr::from_bytes(&self.full));
         let mut pos = 0u64;
@@ -298,13 +336,27 @@ impl<W: Write> Writer<'_, '_, W> {
             pos = self.out.copy_from(&file, path, 0, e.size)?;
         }
         if pos < e.size {
-            return Err(overlay_err(
-                e,
-                format!("shrank while being read ({} bytes expected)", e.size),
-            ));
+            if !amended {
+                return Err(overlay_err(
+                    e,
+                    format!("shrank while being read ({} bytes expected)", e.size),
+                ));
+            }
+            // The header is out: an amended file that shrinks under the reader is completed
+            // with zeros, so the archive stays whole and carries what was sent.
+            let written = self.out.pos() - start;
+            self.out.put_zeros(data_len.saturating_sub(written))?;
+            if let Some(c) = self.stats.changed.last_mut() {
+                c.message
+                    .push_str("; it shrank while being sent and was completed with zeros");
+            }
         }
         self.out.pad()?;
-        self.out.end_file(digest, &e.path);
+        if amended {
+            self.out.end_file_unchecked();
+        } else if let Some(digest) = e.sha256 {
+            self.out.end_file(digest, &e.path);
+        }
         if self.out.failed() {
             // The hashing thread has the error naming the file; stopping lets it surface.
             return Err(Error::Invalid("overlay abandoned".into()));
@@ -323,6 +375,7 @@ impl<W: Write> Writer<'_, '_, W> {
         size: u64,
         link: Option<&[u8]>,
         sparse: bool,
+        amended: bool,
     ) -> Result<()> {
         member_name(&e.path, flag == b'5', &mut self.name);
         let name = &self.name[..];
@@ -339,6 +392,9 @@ impl<W: Write> Writer<'_, '_, W> {
             pax::push(pax, b"hdrcharset", b"BINARY");
         }
 
+        if amended {
+            pax::push(pax, pax::AMENDED.as_bytes(), b"1");
+        }
         if sparse {
             pax::push(pax, b"GNU.sparse.major", b"1");
             pax::push(pax, b"GNU.sparse.minor", b"0");
@@ -414,30 +470,62 @@ impl<W: Write> Writer<'_, '_, W> {
         ustar::set_checksum(&mut b);
 
         if !self.pax.is_empty() {
-            let mut x: Block = [0; BLOCK];
-            ustar::put_bytes(&mut x, ustar::NAME, b"././@PaxHeader");
-            ustar::put_octal(&mut x, ustar::MODE, 0o644);
-            ustar::put_octal(&mut x, ustar::UID, 0);
-            ustar::put_octal(&mut x, ustar::GID, 0);
-            ustar::put_octal(&mut x, ustar::SIZE, self.pax.len() as u64);
-            ustar::put_octal(&mut x, ustar::MTIME, 0);
-            x[ustar::TYPEFLAG] = b'x';
-            ustar::put_bytes(&mut x, ustar::MAGIC, ustar::MAGIC_POSIX);
-            ustar::set_checksum(&mut x);
-            self.out.put(&x)?;
-            self.out.put(&self.pax)?;
-            self.out.pad()?;
+            self.extended(b'x')?;
         }
         self.out.put(&b)?;
         self.stats.members += 1;
         Ok(())
     }
+
+    /// Writes the records in `self.pax` as an extended header: `x` for the next member, `g`
+    /// for the archive.
+    fn extended(&mut self, flag: u8) -> Result<()> {
+        let mut x: Block = [0; BLOCK];
+        ustar::put_bytes(&mut x, ustar::NAME, b"././@PaxHeader");
+        ustar::put_octal(&mut x, ustar::MODE, 0o644);
+        ustar::put_octal(&mut x, ustar::UID, 0);
+        ustar::put_octal(&mut x, ustar::GID, 0);
+        ustar::put_octal(&mut x, ustar::SIZE, self.pax.len() as u64);
+        ustar::put_octal(&mut x, ustar::MTIME, 0);
+        x[ustar::TYPEFLAG] = flag;
+        ustar::put_bytes(&mut x, ustar::MAGIC, ustar::MAGIC_POSIX);
+        ustar::set_checksum(&mut x);
+        self.out.put(&x)?;
+        self.out.put(&self.pax)?;
+        self.out.pad()
+    }
+}
+
+/// The entry of a file that changed since the scan, as it is now (`meta` is its descriptor's):
+/// the report's names for its owner and group are kept only where the ids did not change, as
+/// the names of new ids are not known.
+fn current(e: &FileEntry, meta: &std::fs::Metadata, path: &Path) -> FileEntry {
+    let mut now = e.clone();
+    now.kind = FileKind::File;
+    now.target = None;
+    now.sha256 = None;
+    now.mode = meta.mode() & 0o7777;
+    if meta.uid() != e.uid {
+        now.user = None;
+    }
+    if meta.gid() != e.gid {
+        now.group = None;
+    }
+    now.uid = meta.uid();
+    now.gid = meta.gid();
+    now.size = meta.size();
+    now.mtime = meta.mtime();
+    now.mtime_nsec = meta.mtime_nsec() as u32;
+    now.allocated = meta.blocks() * 512;
+    now.xattrs.clear();
+    crate::scan::read_xattrs(path, &e.path, &mut now.xattrs, &mut Vec::new());
+    now
 }
 
 /// Why a file on disk no longer matches its report entry, if it does not.
 fn differs(meta: &std::fs::Metadata, e: &FileEntry) -> Option<String> {
-    if !meta.file_type().is_file() {
-        return Some("no longer a regular file".into());
+    if e.sha256.is_none() {
+        return Some("the scan could not read it".into());
     }
     if meta.size() != e.size {
         return Some(format!(
@@ -448,6 +536,9 @@ fn differs(meta: &std::fs::Metadata, e: &FileEntry) -> Option<String> {
     }
     if (meta.mtime(), meta.mtime_nsec()) != (e.mtime, i64::from(e.mtime_nsec)) {
         return Some("modified since the scan (mtime differs)".into());
+    }
+    if (meta.mode() & 0o7777, meta.uid(), meta.gid()) != (e.mode, e.uid, e.gid) {
+        return Some("mode or owner changed since the scan".into());
     }
     None
 }

@@ -189,7 +189,9 @@ fn hash_file(
     Ok(h.finalize().into())
 }
 
-fn read_xattrs(
+/// Reads the extended attributes of `full` (recorded as `path`) into `out`, noting problems in
+/// `errors`.
+pub(crate) fn read_xattrs(
     full: &Path,
     path: &[u8],
     out: &mut BTreeMap<String, Vec<u8>>,

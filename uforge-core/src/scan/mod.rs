@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 pub use excludes::{Excludes, DEFAULT_CONTENTS_EXCLUDES};
+pub(crate) use inspect::read_xattrs;
 
 use crate::facts::{self, users::IdNames, FactsInput};
 use crate::model::{

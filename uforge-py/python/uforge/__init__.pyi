@@ -74,10 +74,12 @@ class OverlayError(UforgeError):
     """An overlay could not be written faithfully.
 
     When files changed between the scan and the overlay, the archive was still written
-    completely without them, and the exception carries ``changed`` and ``stats``."""
+    completely, carrying them as they are now (or recording them as vanished), and the
+    exception carries ``changed`` and ``stats``."""
 
     changed: list[ScanError]
-    """The files left out because they changed since the scan (only on that failure)."""
+    """The files that changed since the scan, ``op`` ``amended`` or ``vanished`` (only on
+    that failure)."""
     stats: dict[str, int]
     """The overlay's statistics, as ``write_overlay`` returns them (only on that failure)."""
 

@@ -6,7 +6,7 @@ use std::io::{IsTerminal, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use uforge_core::analysis::{self, Analysis};
 use uforge_core::model::RawPath;
 use uforge_core::report::ReportReader;
@@ -85,18 +85,21 @@ pub fn overlay(a: OverlayArgs) -> Result<()> {
             stats.bytes as f64 / 1048576.0
         );
     }
-    if !stats.changed.is_empty() {
+    if !a.quiet {
         for c in stats.changed.iter().take(10) {
             eprintln!(
-                "  changed since the scan: {}: {}",
+                "  {} since the scan: {}: {}",
+                c.op,
                 rawpath::display(&c.path),
                 c.message
             );
         }
-        bail!(
-            "{} files changed since the scan and were left out of the overlay: scan again",
-            stats.changed.len()
-        );
+        if stats.changed.len() > 10 {
+            eprintln!(
+                "  {} files changed since the scan in all; the overlay carries them as they are now",
+                stats.changed.len()
+            );
+        }
     }
     Ok(())
 }

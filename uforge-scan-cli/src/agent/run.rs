@@ -4,6 +4,8 @@ use std::io::IsTerminal;
 
 use anyhow::{Context, Result};
 use uforge_client::agent::{self, RunOptions};
+use uforge_core::model::ScanError;
+use uforge_core::rawpath;
 
 use super::RunArgs;
 use crate::progress::Bar;
@@ -50,5 +52,39 @@ pub fn run(args: RunArgs) -> Result<()> {
             eprintln!("  recreated {}", p.file);
         }
     }
+    if !args.quiet {
+        if let Some(text) = churn(&summary.overlay.changed) {
+            eprint!("{text}");
+        }
+    }
     Ok(())
 }
+
+/// How many files changed under the overlay and the first of them, or `None` if none did.
+fn churn(changed: &[ScanError]) -> Option<String> {
+    if changed.is_empty() {
+        return None;
+    }
+    let count = |op: &str| changed.iter().filter(|c| c.op == op).count();
+    let mut text = format!(
+        "  {} files changed on the machine during the scan: {} sent as they are now, {} vanished\n",
+        changed.len(),
+        count("amended"),
+        count("vanished")
+    );
+    for c in changed.iter().take(SHOWN) {
+        text.push_str(&format!(
+            "    {} {}: {}\n",
+            c.op,
+            rawpath::display(&c.path),
+            c.message
+        ));
+    }
+    if changed.len() > SHOWN {
+        text.push_str(&format!("    ... and {} more\n", changed.len() - SHOWN));
+    }
+    Some(text)
+}
+
+/// Changed files listed by name in the summary.
+const SHOWN: usize = 10;

@@ -471,24 +471,31 @@ pub(crate) async fn upload_overlay(
     let (reader, _rest) = bridge::stream(body);
     let (report, analysis) = (state.data.report(id), state.data.analysis(id));
     let blobs = state.blobs.clone();
-    let (receipt, missing) = blocking({
+    let (receipt, missing, summary) = blocking({
         let report = report.clone();
         move || {
             // The stored analysis is the server's own file: failing to read it is ours.
-            let a = Analysis::open(&analysis).map_err(|e| ApiError::internal(e.to_string()))?;
+            let mut a = Analysis::open(&analysis).map_err(|e| ApiError::internal(e.to_string()))?;
             let receipt = read_overlay_for(reader, &report, &a, &*blobs, &ReadLimits::default())
                 .map_err(ApiError::from_upload)?;
-            Ok((receipt, a.missing_packages))
+            let summary = pipeline::amend(&report, &analysis, &mut a, &receipt)
+                .map_err(ApiError::from_core)?;
+            Ok((receipt, a.missing_packages, summary))
         }
     })
     .await?;
-    db(&state, move |c| queries::set_complete(c, id)).await?;
+    db(&state, move |c| {
+        queries::set_complete(c, id, summary.as_deref())
+    })
+    .await?;
 
     let mut answer = OverlayResult {
         status: ScanStatus::Complete,
         members: receipt.members,
         blobs: receipt.blobs,
         content_bytes: receipt.content_bytes,
+        amended: receipt.amended.len() as u64,
+        vanished: receipt.vanished.len() as u64,
         recreated: Vec::new(),
         recreate_error: None,
     };

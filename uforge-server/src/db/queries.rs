@@ -289,15 +289,24 @@ pub fn set_analyzed(c: &mut C, id: i64, summary: &str) -> QueryResult<()> {
         .map(drop)
 }
 
-/// Marks a scan complete.
-pub fn set_complete(c: &mut C, id: i64) -> QueryResult<Scan> {
-    diesel::update(scans::table.filter(scans::id.eq(id)))
-        .set((
-            scans::status.eq(status::COMPLETE),
-            scans::completed_at.eq(Some(now())),
-        ))
-        .returning(scans::all_columns)
-        .get_result(c)
+/// Marks a scan complete, replacing its totals when the overlay amended its report.
+pub fn set_complete(c: &mut C, id: i64, summary: Option<&str>) -> QueryResult<Scan> {
+    let done = (
+        scans::status.eq(status::COMPLETE),
+        scans::completed_at.eq(Some(now())),
+    );
+    let row = scans::table.filter(scans::id.eq(id));
+    match summary {
+        Some(s) => diesel::update(row).set((done, scans::summary.eq(Some(s)))),
+        None => {
+            return diesel::update(row)
+                .set(done)
+                .returning(scans::all_columns)
+                .get_result(c)
+        }
+    }
+    .returning(scans::all_columns)
+    .get_result(c)
 }
 
 /// Deletes one of the user's scans; whether it existed. Packages rebuilt from it stay in the
