@@ -559,7 +559,7 @@ Description: odd\n with an odd layout\n";
     root.package = None;
     let mut usr = entry(b"/usr", FileKind::Dir, 0o755);
     usr.package = Some("base-files".into());
-    let mut first_name = file(b"/usr/lib/other-first", 0o644, shared);
+    let mut first_name = file(b"/usr/lib/elsewhere-first", 0o644, shared);
     first_name.package = Some("base-files".into());
     let mut by_alice = file(b"/usr/lib/odd/by-alice", 0o4750, tool);
     (by_alice.uid, by_alice.gid, by_alice.user, by_alice.group) =
@@ -568,7 +568,7 @@ Description: odd\n with an odd layout\n";
     (link_out.sha256, link_out.size, link_out.target) = (
         Some(shared.0),
         shared.1,
-        Some(b"/usr/lib/other-first".to_vec()),
+        Some(b"/usr/lib/elsewhere-first".to_vec()),
     );
     let mut link_in = entry(b"/usr/lib/odd/linked-inside", FileKind::Hardlink, 0o755);
     (link_in.sha256, link_in.size, link_in.target) = (
@@ -584,7 +584,7 @@ Description: odd\n with an odd layout\n";
     (link_out2.sha256, link_out2.size, link_out2.target) = (
         Some(shared.0),
         shared.1,
-        Some(b"/usr/lib/other-first".to_vec()),
+        Some(b"/usr/lib/elsewhere-first".to_vec()),
     );
     let mut symlink = entry(b"/usr/lib/odd/far", FileKind::Symlink, 0o777);
     symlink.target = Some(long_target.clone().into_bytes());
@@ -623,6 +623,9 @@ Description: odd\n with an odd layout\n";
         source: None,
         auto: false,
     }];
+    let mut files = files;
+    // Reports are in walk order (the reader checks it).
+    files.sort_by(|a, b| crate::analysis::walk_order(&a.path, &b.path));
     report.files = files;
     let report_file = tmp.path().join("scan.ufr");
     report.save(&report_file).unwrap();
