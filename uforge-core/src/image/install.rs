@@ -1,14 +1,16 @@
 //! Installing the scanned package set, at the scanned versions, into a fresh root.
 //!
-//! The install is done by `mmdebstrap` (apt resolves nothing: every package is named with its
+//! The install is done by `mmdebstrap`, confined in a [sandbox](super::sandbox) where it is
+//! root of a user namespace only (apt resolves nothing: every package is named with its
 //! exact version and architecture, and dpkg runs every maintainer script as a real install
-//! does). The initramfs is not built during the install: the kernel hook and the initramfs
+//! does, but never as root of the host). The initramfs is not built during the install: the kernel hook and the initramfs
 //! trigger would each build it, and the tuning step builds it once for the target instead.
 
 use std::path::Path;
 use std::process::Command;
 
 use super::cmd;
+use super::sandbox::{self, Sandbox};
 use crate::model::Package;
 use crate::progress::Progress;
 use crate::repo::{PackageKey, RepoIndex, Sources};
@@ -116,9 +118,20 @@ pub fn install(spec: &InstallSpec<'_>, progress: &dyn Progress) -> Result<()> {
         c.arg(format!("--hook-dir={EATMYDATA_HOOKS}"));
     }
     c.arg(spec.suite).arg(spec.root);
-    c.args(lines(spec.sources));
-    c.env("LC_ALL", "C.UTF-8");
-    cmd::run(&mut c).map_err(|e| Error::Invalid(format!("installing the packages: {e}")))?;
+    let lines = lines(spec.sources);
+    c.args(&lines);
+    // mmdebstrap is root of a user namespace only: dpkg and the maintainer scripts it runs in
+    // the root never hold a privilege of the host's. It downloads, so it keeps the network.
+    let mut sandbox = Sandbox::host_tools(spec.root).network(true);
+    for dir in sandbox::local_repos(&lines) {
+        sandbox = sandbox.bind(&dir, false);
+    }
+    if let Some(k) = &spec.sources.keyring {
+        sandbox = sandbox.bind(k, false);
+    }
+    sandbox
+        .run(&mut c)
+        .map_err(|e| Error::Invalid(format!("installing the packages: {e}")))?;
     progress.advance(pkgs.len() as u64, 0);
     progress.finish();
     Ok(())
@@ -126,3 +139,163 @@ pub fn install(spec: &InstallSpec<'_>, progress: &dyn Progress) -> Result<()> {
 
 /// mmdebstrap's hook that runs dpkg under eatmydata.
 const EATMYDATA_HOOKS: &str = "/usr/share/mmdebstrap/hooks/eatmydata";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::progress::NoProgress;
+    use crate::scan::{scan_to_report, ScanOptions};
+    use std::collections::BTreeMap;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
+    /// A local package whose postinst records its environment in the root, then escapes the
+    /// chroot dpkg runs it in (the classic double chroot) and goes for host files.
+    fn hostile_package(repo: &Path, root: &Path, canary: &Path, created: &Path) {
+        let pkg = repo.join("build");
+        std::fs::create_dir_all(pkg.join("DEBIAN")).unwrap();
+        std::fs::write(
+            pkg.join("DEBIAN/control"),
+            "Package: evil-postinst\nVersion: 1.0\nArchitecture: amd64\n\
+             Maintainer: x <x@example.org>\nDescription: escapes its chroot\n",
+        )
+        .unwrap();
+        let postinst = format!(
+            r#"#!/bin/sh
+env >/var/lib/evil-env
+perl -e '
+mkdir "/tmp/.x"; chroot "/tmp/.x" or die; chdir ".." for 1..64; chroot "." or die;
+if (open(my $f, ">", "{created}")) {{ print $f "pwned" }}
+chown 65534, 65534, "{canary}"; chmod 0666, "{canary}";
+open(my $o, ">", "{root}/var/lib/evil-escaped") or die; print $o "escaped\n";
+'
+exit 0
+"#,
+            created = created.display(),
+            canary = canary.display(),
+            root = root.display()
+        );
+        let p = pkg.join("DEBIAN/postinst");
+        std::fs::write(&p, postinst).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let deb = repo.join("evil-postinst_1.0_amd64.deb");
+        let st = Command::new("dpkg-deb")
+            .args(["--root-owner-group", "--build"])
+            .arg(&pkg)
+            .arg(&deb)
+            .status()
+            .unwrap();
+        assert!(st.success());
+        std::fs::remove_dir_all(&pkg).unwrap();
+        crate::recreate::write_flat_index(repo).unwrap();
+    }
+
+    #[test]
+    fn maintainer_scripts_never_reach_the_host_and_get_a_clean_environment() {
+        // A stray variable of the operator's shell must not reach the scripts.
+        std::env::set_var("HTTPLIB2_CA_CERTS", "/nonexistent");
+        let fixture = crate::test_fixture::debian_root();
+        let mut packages = scan_to_report(&ScanOptions::new(&fixture), &NoProgress)
+            .unwrap()
+            .header
+            .packages;
+        // The fixture's in-house package is in no repository.
+        packages.retain(|p| p.name != "acme-agent");
+        packages.push(Package {
+            name: "evil-postinst".into(),
+            version: "1.0".into(),
+            arch: "amd64".into(),
+            manager: "dpkg".into(),
+            status: "installed".into(),
+            ..Package::default()
+        });
+        let work = tempfile::tempdir_in("/var/tmp").unwrap();
+        let root = work.path().join("root");
+        std::fs::create_dir(&root).unwrap();
+        let host = tempfile::tempdir_in("/var/tmp").unwrap();
+        let canary = host.path().join("canary");
+        std::fs::write(&canary, "canary").unwrap();
+        std::fs::set_permissions(&canary, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let created = host.path().join("created");
+        let repo = work.path().join("repo");
+        std::fs::create_dir(&repo).unwrap();
+        hostile_package(&repo, &root, &canary, &created);
+        let sources = Sources {
+            local: vec![repo],
+            ..Sources::new(vec![uforge_test_support::mirror_line()])
+        };
+        install(
+            &InstallSpec {
+                packages: &packages,
+                suite: "bookworm",
+                sources: &sources,
+                root: &root,
+            },
+            &NoProgress,
+        )
+        .unwrap();
+
+        // The script did escape its chroot, into the sandbox, and reached nothing of the host.
+        assert_eq!(
+            std::fs::read_to_string(root.join("var/lib/evil-escaped")).unwrap(),
+            "escaped\n"
+        );
+        let meta = std::fs::metadata(&canary).unwrap();
+        assert_eq!(
+            (meta.uid(), meta.gid(), meta.mode() & 0o7777),
+            (0, 0, 0o600)
+        );
+        assert_eq!(std::fs::read_to_string(&canary).unwrap(), "canary");
+        assert!(!created.exists());
+        assert_eq!(std::fs::read_dir(host.path()).unwrap().count(), 1);
+
+        // Files are owned on disk as in a real install, by root, not by the namespace's ids.
+        for f in [
+            "usr/bin/dpkg",
+            "etc/passwd",
+            "var/lib/dpkg/status",
+            "var/lib/evil-env",
+        ] {
+            let m = std::fs::symlink_metadata(root.join(f)).unwrap();
+            assert_eq!((m.uid(), m.gid()), (0, 0), "{f}");
+        }
+        let out = Command::new("find")
+            .arg(&root)
+            .args([
+                "-xdev", "(", "-uid", "+65535", "-o", "-gid", "+65535", ")", "-print",
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.stdout.is_empty(),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+
+        // The environment: the documented one, plus what mmdebstrap, dpkg and debconf
+        // themselves set for scripts; nothing of the host's.
+        let env = std::fs::read_to_string(root.join("var/lib/evil-env")).unwrap();
+        let vars: BTreeMap<&str, &str> = env.lines().filter_map(|l| l.split_once('=')).collect();
+        assert!(!vars.contains_key("HTTPLIB2_CA_CERTS"), "{env}");
+        assert_eq!(vars.get("HOME"), Some(&"/root"), "{env}");
+        assert_eq!(vars.get("LANG"), Some(&"C.UTF-8"), "{env}");
+        assert!(
+            vars["PATH"].starts_with(crate::image::sandbox::CLEAN_ENV[0].1),
+            "{env}"
+        );
+        for k in vars.keys() {
+            let documented = crate::image::sandbox::CLEAN_ENV.iter().any(|(d, _)| d == k);
+            let tools = k.starts_with("DPKG_")
+                || k.starts_with("DEBCONF_")
+                || [
+                    "PWD",
+                    "OLDPWD",
+                    "SHLVL",
+                    "LANGUAGE",
+                    "LD_PRELOAD",
+                    "LD_LIBRARY_PATH",
+                ]
+                .contains(k);
+            assert!(documented || tools, "{k} reached the script: {env}");
+        }
+    }
+}

@@ -63,6 +63,36 @@ pub fn clean_env(cmd: &mut Command) -> &mut Command {
     cmd
 }
 
+/// The local directories that `file:` and `copy:` repositories of these sources.list lines
+/// name, which a confined apt or mmdebstrap must see.
+pub fn local_repos(lines: &[String]) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for line in lines {
+        let mut words = line.split_whitespace().skip(1);
+        let mut uri = words.next();
+        if uri.is_some_and(|w| w.starts_with('[')) {
+            while let Some(w) = uri {
+                uri = words.next();
+                if w.ends_with(']') {
+                    break;
+                }
+            }
+        }
+        if let Some(u) = uri {
+            if let Some(rest) = u.strip_prefix("file:").or_else(|| u.strip_prefix("copy:")) {
+                let path = rest.trim_start_matches("//");
+                let path = if path.starts_with('/') {
+                    path.to_string()
+                } else {
+                    format!("/{path}")
+                };
+                out.push(PathBuf::from(path));
+            }
+        }
+    }
+    out
+}
+
 /// What the confined command sees as its file system (see the [module](self) documentation).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum View {
@@ -934,6 +964,20 @@ mod tests {
         // Failures of the command carry its output.
         let err = sh(&sb, "echo broken >&2; exit 3").unwrap_err().to_string();
         assert!(err.contains("broken"), "{err}");
+    }
+
+    #[test]
+    fn local_repositories_are_found_in_lines() {
+        let lines = [
+            "deb [trusted=yes] copy:/srv/repo ./".to_string(),
+            "deb file:///var/mirror bookworm main".to_string(),
+            "deb [arch=amd64 trusted=yes] file:/x/y ./".to_string(),
+            "deb http://deb.debian.org/debian bookworm main".to_string(),
+        ];
+        assert_eq!(
+            local_repos(&lines),
+            ["/srv/repo", "/var/mirror", "/x/y"].map(PathBuf::from)
+        );
     }
 
     #[test]

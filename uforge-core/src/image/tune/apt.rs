@@ -1,5 +1,6 @@
-//! Installing packages into the built root: apt runs on the build host (so the root needs
-//! neither apt nor working DNS) and dpkg runs inside the root, as mmdebstrap does.
+//! Installing packages into the built root: the host's apt (so the root needs neither apt nor
+//! working DNS) runs in a [sandbox](crate::image::sandbox) and its dpkg chroots into the root
+//! there, as mmdebstrap does.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -8,6 +9,7 @@ use std::io::Write;
 
 use crate::fsroot::{Create, Links, RootDir};
 use crate::image::cmd;
+use crate::image::sandbox::{self, Sandbox};
 use crate::{Error, Result};
 
 /// apt configured for one root and one set of repositories.
@@ -16,6 +18,9 @@ pub struct Apt {
     root: PathBuf,
     opts: Vec<String>,
     updated: bool,
+    /// Where apt and its dpkg run: the host's tools, the root, apt's state and the local
+    /// repositories and keyring, nothing else of the host.
+    sandbox: Sandbox,
 }
 
 impl Apt {
@@ -79,10 +84,21 @@ impl Apt {
         } else if Path::new("/etc/apt/trusted.gpg.d").is_dir() {
             opts.push("Dir::Etc::TrustedParts=/etc/apt/trusted.gpg.d".into());
         }
+        let mut sandbox = Sandbox::host_tools(root)
+            .network(true)
+            .with_root_mounts()
+            .bind(&state, true);
+        if let Some(k) = keyring {
+            sandbox = sandbox.bind(k, false);
+        }
+        for dir in sandbox::local_repos(sources) {
+            sandbox = sandbox.bind(&dir, false);
+        }
         Ok(Apt {
             root: root.to_path_buf(),
             opts,
             updated: false,
+            sandbox,
         })
     }
 
@@ -91,17 +107,20 @@ impl Apt {
         for o in &self.opts {
             c.arg("-o").arg(o);
         }
-        c.env("DEBIAN_FRONTEND", "noninteractive")
-            .env("LC_ALL", "C.UTF-8")
-            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin");
         c
+    }
+
+    /// Runs an apt command confined: dpkg runs the packages' maintainer scripts in the root
+    /// inside the sandbox, never as root of the host.
+    fn run(&self, c: &mut Command) -> Result<Vec<u8>> {
+        self.sandbox.run(c)
     }
 
     fn update(&mut self) -> Result<()> {
         if !self.updated {
             let mut c = self.command("apt-get");
             c.arg("update");
-            cmd::run(&mut c)
+            self.run(&mut c)
                 .map_err(|e| Error::Invalid(format!("reading the repositories' indexes: {e}")))?;
             self.updated = true;
         }
@@ -113,7 +132,7 @@ impl Apt {
         self.update()?;
         let mut c = self.command("apt-cache");
         c.args(["policy", name]);
-        let out = String::from_utf8_lossy(&cmd::run(&mut c)?).into_owned();
+        let out = String::from_utf8_lossy(&self.run(&mut c)?).into_owned();
         Ok(out
             .lines()
             .find_map(|l| l.trim().strip_prefix("Candidate:"))
@@ -140,7 +159,7 @@ impl Apt {
         }
         let mut c = self.command("apt-get");
         c.arg("install").args(names);
-        let res = cmd::run(&mut c);
+        let res = self.run(&mut c);
         if own_policy {
             dir.remove_file(policy)?;
         }
@@ -149,7 +168,7 @@ impl Apt {
         })?;
         let mut c = self.command("apt-get");
         c.arg("clean");
-        cmd::run(&mut c)?;
+        self.run(&mut c)?;
         let after = installed(&self.root)?;
         Ok(after.into_iter().filter(|p| !before.contains(p)).collect())
     }
