@@ -69,6 +69,10 @@ pub struct AnalysisDocument {
     pub missing_packages: Vec<PackageRef>,
     /// Package files that differ from their package.
     pub modified_files: Vec<PathEntry>,
+    /// Package files with the package's bytes but another mode or owner: not shipped, the
+    /// build restores their metadata.
+    #[serde(default)]
+    pub metadata_files: Vec<PathEntry>,
     /// Package files absent from the machine.
     pub deleted_files: Vec<PathEntry>,
     /// Entries no package owns.
@@ -206,6 +210,11 @@ mod tests {
                 path: b"/etc/a".to_vec(),
                 package: "base-files".into(),
                 change: Change::Content,
+            }],
+            metadata_files: vec![ModifiedFile {
+                path: b"/usr/bin/ssh-agent".to_vec(),
+                package: "openssh-client".into(),
+                change: Change::Metadata,
             }],
             deleted_files: vec![DeletedFile {
                 path: b"/usr/\xff".to_vec(),

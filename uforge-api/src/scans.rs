@@ -48,6 +48,9 @@ pub struct ScanSummary {
     pub missing_packages: u64,
     /// Package files that differ from their package.
     pub modified_files: u64,
+    /// Package files with stock bytes but another mode or owner (not shipped).
+    #[serde(default)]
+    pub metadata_files: u64,
     /// Package files absent from the machine.
     pub deleted_files: u64,
     /// Entries no package owns.

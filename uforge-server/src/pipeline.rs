@@ -134,6 +134,7 @@ pub fn summary(a: &Analysis) -> ScanSummary {
         entries: a.stats.entries,
         missing_packages: n(a.missing_packages.len()),
         modified_files: n(a.modified_files.len()),
+        metadata_files: n(a.metadata_files.len()),
         deleted_files: n(a.deleted_files.len()),
         unknown_files: n(a.unknown_files.len()),
         wanted: n(a.wanted.len()),

@@ -185,10 +185,23 @@ pub fn analyze(
         if held {
             out.stats.held += 1;
         }
-        let class = ctx.classify(&e);
+        let mut class = ctx.classify(&e);
+        if e.path == b"/" && matches!(class, Class::Unknown) {
+            // No package owns the root directory, yet every machine has one.
+            class = Class::Pristine;
+        }
+        // Stock bytes with the mode or owner a maintainer script gave them: the report
+        // carries the metadata and the build restores it, the bytes come from the package.
+        let metadata_only =
+            e.kind == FileKind::File && matches!(class, Class::Modified(Change::Metadata));
         let pkg = || e.package.clone().unwrap_or_default();
         match class {
             Class::Unknown if !held => out.unknown_files.push(e.path.clone()),
+            _ if metadata_only => out.metadata_files.push(ModifiedFile {
+                path: e.path.clone(),
+                package: pkg(),
+                change: Change::Metadata,
+            }),
             Class::Modified(change) => out.modified_files.push(ModifiedFile {
                 path: e.path.clone(),
                 package: pkg(),
@@ -196,7 +209,7 @@ pub fn analyze(
             }),
             _ => {}
         }
-        let mut want = !held && !matches!(class, Class::Pristine);
+        let mut want = !held && !metadata_only && !matches!(class, Class::Pristine);
         // A later name of this inode that must be shipped needs this first name in the
         // overlay too: tar carries later names as links to the first.
         if !want {

@@ -84,6 +84,10 @@ pub struct Analysis {
     pub missing_packages: Vec<PackageKey>,
     /// Package files whose bytes (or mode, owner, link target, kind) differ from the package.
     pub modified_files: Vec<ModifiedFile>,
+    /// Regular package files with the package's bytes but another mode or owner (a
+    /// maintainer script's chmod or chgrp): not shipped, as the build installs the bytes from
+    /// the package and restores the metadata from the report.
+    pub metadata_files: Vec<ModifiedFile>,
     /// Files packages ship that are absent from the machine.
     pub deleted_files: Vec<DeletedFile>,
     /// Entries no package owns, less what an earlier scan already holds unchanged.
@@ -140,6 +144,8 @@ struct JAnalysis {
     version: u32,
     missing_packages: Vec<PackageKey>,
     modified_files: Vec<JPath>,
+    #[serde(default)]
+    metadata_files: Vec<JPath>,
     deleted_files: Vec<JPath>,
     unknown_files: Vec<JPath>,
     wanted: Vec<JPath>,
@@ -161,7 +167,7 @@ impl Analysis {
         Ok(out)
     }
 
-    /// Writes the JSON form: `missing_packages`, `modified_files`, `deleted_files`,
+    /// Writes the JSON form: `missing_packages`, `modified_files`, `metadata_files`, `deleted_files`,
     /// `unknown_files`, `wanted`, with paths encoded as in reports (`path` or `path_b64`).
     pub fn write_json(&self, out: impl Write) -> Result<()> {
         let doc = JAnalysis {
@@ -170,6 +176,11 @@ impl Analysis {
             missing_packages: self.missing_packages.clone(),
             modified_files: self
                 .modified_files
+                .iter()
+                .map(|m| JPath::new(&m.path, Some(&m.package), Some(m.change)))
+                .collect(),
+            metadata_files: self
+                .metadata_files
                 .iter()
                 .map(|m| JPath::new(&m.path, Some(&m.package), Some(m.change)))
                 .collect(),
@@ -225,6 +236,14 @@ impl Analysis {
                 change: m.change.unwrap_or(Change::Content),
             });
         }
+        let mut metadata = Vec::new();
+        for m in doc.metadata_files {
+            metadata.push(ModifiedFile {
+                path: m.raw().map_err(bad)?,
+                package: m.package.unwrap_or_default(),
+                change: m.change.unwrap_or(Change::Metadata),
+            });
+        }
         let mut deleted = Vec::new();
         for d in doc.deleted_files {
             deleted.push(DeletedFile {
@@ -235,6 +254,7 @@ impl Analysis {
         Ok(Analysis {
             missing_packages: doc.missing_packages,
             modified_files: modified,
+            metadata_files: metadata,
             deleted_files: deleted,
             unknown_files: paths(doc.unknown_files)?,
             wanted: paths(doc.wanted)?,

@@ -1,6 +1,7 @@
 //! The migration fidelity report: every difference between an image's filesystem and the
 //! scanned machine that the image's tuning log does not explain.
 
+use std::collections::HashSet;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -13,6 +14,7 @@ use super::reconcile::scan_like;
 use super::TuningLog;
 use crate::analysis::{compare, PackageChange};
 use crate::fsroot::{Links, RootDir};
+use crate::model::FileKind;
 use crate::rawpath::{to_text, TextPath};
 use crate::report::ReportReader;
 use crate::{Error, Result};
@@ -41,6 +43,9 @@ pub struct Verification {
     pub explained_packages: u64,
     /// Entries compared (of the image).
     pub entries: u64,
+    /// Sockets of the source absent from the image, explained: no archive carries a socket;
+    /// the program that listens on one creates it when it starts.
+    pub absent_sockets: Vec<String>,
 }
 
 impl Verification {
@@ -138,6 +143,13 @@ fn finish(
             .map_err(|e| Error::Invalid(format!("the tuning log is not valid: {e}")))?,
         None => TuningLog::default(),
     };
+    let mut sockets = HashSet::new();
+    let mut source = ReportReader::open(report)?;
+    while let Some(e) = source.next_file()? {
+        if e.kind == FileKind::Socket {
+            sockets.insert(e.path);
+        }
+    }
     let cmp = compare(ReportReader::open(report)?, ReportReader::open(scanned)?)?;
     let _ = std::fs::remove_file(scanned);
     let explained = log.explained();
@@ -145,16 +157,21 @@ fn finish(
         entries,
         ..Default::default()
     };
+    let text = |p: &[u8]| match to_text(p) {
+        TextPath::Utf8(s) => s.to_string(),
+        TextPath::Base64(_) => String::from_utf8_lossy(p).into_owned(),
+    };
     for f in cmp.files {
         if explained.contains_key(f.path.as_slice()) {
             out.explained += 1;
             continue;
         }
+        if f.status == "removed" && sockets.contains(&f.path) {
+            out.absent_sockets.push(text(&f.path));
+            continue;
+        }
         out.unexplained.push(Difference {
-            path: match to_text(&f.path) {
-                TextPath::Utf8(s) => s.to_string(),
-                TextPath::Base64(_) => String::from_utf8_lossy(&f.path).into_owned(),
-            },
+            path: text(&f.path),
             status: f.status.into(),
             what: f.what.into_iter().map(String::from).collect(),
         });
@@ -216,6 +233,8 @@ fn qemu_format(image: &Path) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::progress::NoProgress;
+    use crate::scan::{scan_to_report, ScanOptions};
 
     #[test]
     fn the_tuning_log_is_read_inside_the_image() {
@@ -230,5 +249,42 @@ mod tests {
         std::fs::remove_file(&log).unwrap();
         std::fs::write(&log, b"{}").unwrap();
         assert_eq!(tuning_log_of(&root).as_deref(), Some(&b"{}"[..]));
+    }
+
+    /// A socket of the source is absent from any image; verify says why instead of counting
+    /// it, and still counts what else differs.
+    #[test]
+    fn absent_sockets_are_explained() {
+        let tmp = tempfile::tempdir().unwrap();
+        let src = tmp.path().join("src");
+        std::fs::create_dir_all(src.join("srv/app")).unwrap();
+        std::fs::write(src.join("etc.conf"), b"listen = /srv/app/app.sock\n").unwrap();
+        let _listener =
+            std::os::unix::net::UnixListener::bind(src.join("srv/app/app.sock")).unwrap();
+        let report = tmp.path().join("src.ufr");
+        scan_to_report(&ScanOptions::new(&src), &NoProgress)
+            .unwrap()
+            .save(&report)
+            .unwrap();
+        // The image as an archive makes it: everything but the socket.
+        let img = tmp.path().join("img");
+        let copy = Command::new("cp")
+            .arg("-a")
+            .arg(&src)
+            .arg(&img)
+            .status()
+            .unwrap();
+        assert!(copy.success());
+        std::fs::remove_file(img.join("srv/app/app.sock")).unwrap();
+
+        let v = verify(&img, &report, None, &tmp.path().join("work")).unwrap();
+        assert!(v.is_faithful(), "{:?}", v.unexplained);
+        assert_eq!(v.absent_sockets, ["/srv/app/app.sock"]);
+
+        std::fs::write(img.join("etc.conf"), b"listen = elsewhere\n").unwrap();
+        let v = verify(&img, &report, None, &tmp.path().join("work")).unwrap();
+        let paths: Vec<&str> = v.unexplained.iter().map(|d| d.path.as_str()).collect();
+        assert_eq!(paths, ["/etc.conf"]);
+        assert_eq!(v.absent_sockets, ["/srv/app/app.sock"]);
     }
 }

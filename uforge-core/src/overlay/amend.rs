@@ -52,6 +52,7 @@ pub fn amend_report(
     analysis.wanted.retain(|p| !gone(p));
     analysis.unknown_files.retain(|p| !gone(p));
     analysis.modified_files.retain(|m| !gone(&m.path));
+    analysis.metadata_files.retain(|m| !gone(&m.path));
     Ok(true)
 }
 

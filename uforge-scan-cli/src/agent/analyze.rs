@@ -6,7 +6,7 @@ use std::io::{IsTerminal, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use uforge_core::analysis::{self, Analysis};
 use uforge_core::model::RawPath;
 use uforge_core::report::ReportReader;
@@ -50,8 +50,9 @@ pub fn analyze(mut a: AnalyzeArgs) -> Result<()> {
             eprintln!("  missing  {} {} {}", p.name, p.version, p.arch);
         }
         eprintln!(
-            "{} modified, {} deleted, {} unknown; {} of {} entries wanted ({:.1} MiB), {} held by earlier scans",
+            "{} modified, {} with only their mode or owner changed, {} deleted, {} unknown; {} of {} entries wanted ({:.1} MiB), {} held by earlier scans",
             analysis.modified_files.len(),
+            analysis.metadata_files.len(),
             analysis.deleted_files.len(),
             analysis.unknown_files.len(),
             analysis.wanted.len(),
@@ -85,7 +86,7 @@ pub fn overlay(a: OverlayArgs) -> Result<()> {
             stats.bytes as f64 / 1048576.0
         );
     }
-    if !a.quiet {
+    if !stats.changed.is_empty() {
         for c in stats.changed.iter().take(10) {
             eprintln!(
                 "  {} since the scan: {}: {}",
@@ -94,12 +95,13 @@ pub fn overlay(a: OverlayArgs) -> Result<()> {
                 c.message
             );
         }
-        if stats.changed.len() > 10 {
-            eprintln!(
-                "  {} files changed since the scan in all; the overlay carries them as they are now",
-                stats.changed.len()
-            );
-        }
+        // The archive is whole, but the report file beside it no longer describes it.
+        bail!(
+            "{} files changed since the scan; the overlay carries them as they are now, which \
+             the report no longer matches: scan again (a live scan with `run` amends the \
+             server's report instead)",
+            stats.changed.len()
+        );
     }
     Ok(())
 }

@@ -41,9 +41,10 @@ pub fn run(args: RunArgs) -> Result<()> {
             summary.overlay.members
         );
         eprintln!(
-            "  {} missing packages, {} modified, {} deleted, {} unknown files, {} held by earlier scans",
+            "  {} missing packages, {} modified, {} with only their mode or owner changed, {} deleted, {} unknown files, {} held by earlier scans",
             a.missing_packages.len(),
             a.modified_files.len(),
+            a.metadata_files.len(),
             a.deleted_files.len(),
             a.unknown_files.len(),
             a.stats.held

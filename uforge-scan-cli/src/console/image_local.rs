@@ -271,6 +271,13 @@ pub fn verify(a: &VerifyArgs, json_out: bool) -> Result<()> {
             v.explained,
             v.unexplained_packages.len()
         );
+        if let Some(first) = v.absent_sockets.first() {
+            eprintln!(
+                "{} sockets of the source are absent (first: {first}): no archive carries a \
+                 socket; the program listening on one creates it when it starts",
+                v.absent_sockets.len()
+            );
+        }
     }
     if !v.is_faithful() {
         bail!(
