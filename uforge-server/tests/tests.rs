@@ -6,4 +6,5 @@ mod util;
 
 mod api;
 mod images;
+mod releases;
 mod scans;
