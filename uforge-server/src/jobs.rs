@@ -467,7 +467,10 @@ fn build_job(ctx: &Ctx, worker: &str, job: &Image) -> Result<Done, String> {
     let sources = Sources {
         lines: sources,
         files: Vec::new(),
-        local: vec![ctx.data.user_repo(&user)],
+        local: vec![
+            crate::pipeline::release_repo(&ctx.data.user_repo(&user), &report)
+                .map_err(|e| chain(&e))?,
+        ],
         keyring: ctx.keyring.clone(),
         cache_dir: Some(ctx.data.cache()),
     };

@@ -144,3 +144,15 @@ pub fn summary(a: &Analysis) -> ScanSummary {
         vanished: 0,
     }
 }
+
+/// The repository of a user's recreated packages for the release a report was scanned from:
+/// packages recreated for one release are never offered to a machine of another.
+pub fn release_repo(
+    own_repos: &std::path::Path,
+    report: &std::path::Path,
+) -> uforge_core::Result<std::path::PathBuf> {
+    let header = uforge_core::report::ReportReader::open(report)?
+        .header()
+        .clone();
+    Ok(own_repos.join(uforge_core::repo::release_dir_name(&header.machine.os)))
+}

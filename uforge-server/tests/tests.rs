@@ -7,4 +7,5 @@ mod util;
 mod api;
 mod hardening;
 mod images;
+mod releases;
 mod scans;

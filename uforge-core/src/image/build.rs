@@ -136,7 +136,9 @@ fn build_inner(
     })?;
 
     progress.phase(PHASES[0], None);
-    let repos = spec.sources.open(&header, progress)?;
+    // Only the repositories of the scan's release: installing another release's packages
+    // would half upgrade the machine.
+    let (release_sources, repos) = spec.sources.for_release(&header, progress)?;
     install::check_available(&header.packages, &repos)?;
     drop(repos);
     progress.finish();
@@ -166,7 +168,7 @@ fn build_inner(
         &InstallSpec {
             packages: &header.packages,
             suite: &suite,
-            sources: spec.sources,
+            sources: &release_sources,
             root: &root,
         },
         progress,
@@ -193,7 +195,7 @@ fn build_inner(
         )));
     }
 
-    let sources = install::lines(spec.sources);
+    let sources = install::lines(&release_sources);
     let log = tune::tune(
         &TuneSpec {
             root: &root,

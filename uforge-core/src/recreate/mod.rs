@@ -137,7 +137,15 @@ fn build_all(
         wanted.push((key, report_keys[i].clone()));
     }
     let mtime = header.scan.started;
-    let gathered = plan::gather(&mut reader, wanted, mtime)?;
+    let mut gathered = plan::gather(&mut reader, wanted, mtime)?;
+    for plan in &mut gathered.plans {
+        // dpkg's list of the package is what it installed: the recreated package holds
+        // exactly those paths (when the scan shipped the list).
+        if let Some(e) = plan.info(plan::LIST, false).cloned() {
+            let list = control::read_blob(plan, &e, blobs)?;
+            plan.follow_list(&list, &gathered.symlinks, mtime);
+        }
+    }
     let Some(first) = gathered.plans.first().map(|p| &p.key) else {
         return Ok(Vec::new());
     };

@@ -25,6 +25,9 @@ pub(super) const INFO_MEMBERS: &[&str] = &[
     "conffiles",
 ];
 
+/// The dpkg info file listing every path a package installed (`NAME.list`).
+pub(super) const LIST: &str = "list";
+
 /// Where dpkg keeps the status of every package.
 pub(super) const STATUS: &[u8] = b"/var/lib/dpkg/status";
 
@@ -137,6 +140,9 @@ pub(super) struct Gathered {
     pub status: Option<FileEntry>,
     /// The entry of the root directory, if the report has it.
     pub root: Option<FileEntry>,
+    /// Every symlink of the report (path -> target), to see a listed path through the
+    /// directory aliases of a merged-/usr root.
+    pub symlinks: HashMap<RawPath, RawPath>,
 }
 
 /// Reads every remaining entry of `reader`, gathering what each of `packages` (key, report
@@ -167,7 +173,7 @@ pub(super) fn gather(
     // architectures; which one a package uses is only known once its control data is read.
     let mut info_paths: HashMap<RawPath, (usize, &'static str, bool)> = HashMap::new();
     for (i, p) in plans.iter().enumerate() {
-        for &m in INFO_MEMBERS {
+        for &m in INFO_MEMBERS.iter().chain(&[LIST]) {
             let plain = format!("/var/lib/dpkg/info/{}.{m}", p.key.name);
             let qualified = format!("/var/lib/dpkg/info/{}:{}.{m}", p.key.name, p.key.arch);
             info_paths.insert(plain.into_bytes(), (i, m, false));
@@ -177,6 +183,7 @@ pub(super) fn gather(
 
     let mut status = None;
     let mut root = None;
+    let mut symlinks = HashMap::new();
     // The directories above the entry at hand, outermost first.
     let mut stack: Vec<FileEntry> = Vec::new();
     while let Some(e) = reader.next_file()? {
@@ -185,6 +192,9 @@ pub(super) fn gather(
             .is_some_and(|a| !(is_within(&e.path, &a.path) && e.path != a.path))
         {
             stack.pop();
+        }
+        if e.kind == FileKind::Symlink {
+            symlinks.insert(e.path.clone(), e.target.clone().unwrap_or_default());
         }
         if e.path == STATUS && e.kind == FileKind::File {
             status = Some(e.clone());
@@ -212,6 +222,7 @@ pub(super) fn gather(
         plans,
         status,
         root,
+        symlinks,
     })
 }
 
@@ -296,6 +307,64 @@ impl Plan {
         Ok(())
     }
 
+    /// Makes the members exactly the paths dpkg's `.list` of the package names, in its order,
+    /// so that the package installs wherever the original did. A listed path with listed
+    /// paths below it is a directory, even where the scanned root has a symlink (`/lib` on a
+    /// merged-/usr root); a path under such an alias is taken from where the root really
+    /// keeps it. Listed paths the root no longer has are left out.
+    pub(super) fn follow_list(
+        &mut self,
+        list: &[u8],
+        symlinks: &HashMap<RawPath, RawPath>,
+        default_mtime: i64,
+    ) {
+        let listed: Vec<&[u8]> = list
+            .split(|&b| b == b'\n')
+            .filter(|l| !l.is_empty() && *l != b"/." && *l != b"/")
+            .filter(|l| rawpath::normalize(l).as_deref() == Some(*l))
+            .collect();
+        let parents: HashSet<&[u8]> = listed
+            .iter()
+            .filter_map(|p| p.iter().rposition(|&b| b == b'/').map(|i| &p[..i]))
+            .collect();
+        let by_path: HashMap<RawPath, Member> = std::mem::take(&mut self.members)
+            .into_iter()
+            .map(|m| (m.path.clone(), m))
+            .collect();
+        let mut listed_as: HashMap<RawPath, RawPath> = HashMap::new();
+        let mut seen = HashSet::new();
+        for &p in &listed {
+            if !seen.insert(p.to_vec()) {
+                continue;
+            }
+            let real = resolve(p, symlinks);
+            let found = by_path.get(p).or_else(|| by_path.get(&real));
+            let mut m = if parents.contains(p) {
+                match [by_path.get(&real), by_path.get(p)]
+                    .into_iter()
+                    .flatten()
+                    .find(|m| m.kind == MemberKind::Dir)
+                {
+                    Some(d) => d.clone(),
+                    None => Member::default_dir(p.to_vec(), default_mtime),
+                }
+            } else {
+                match found {
+                    Some(m) => m.clone(),
+                    None => continue,
+                }
+            };
+            listed_as.insert(m.path.clone(), p.to_vec());
+            m.path = p.to_vec();
+            if let MemberKind::Hardlink(carrier) = &m.kind {
+                if let Some(to) = listed_as.get(carrier) {
+                    m.kind = MemberKind::Hardlink(to.clone());
+                }
+            }
+            self.members.push(m);
+        }
+    }
+
     /// The control member `name` as dpkg stored it for this package: under the qualified name
     /// for `Multi-Arch: same` packages, else the plain one, else whichever exists.
     pub(super) fn info(&self, name: &str, multi_arch_same: bool) -> Option<&FileEntry> {
@@ -311,4 +380,32 @@ impl Plan {
     pub(super) fn err(&self, message: String) -> crate::Error {
         super::recreate_err(&self.key, message)
     }
+}
+
+/// `path` with its symlinked ancestors replaced by their targets (as the kernel would see it
+/// in the scanned root); the path itself is not followed.
+fn resolve(path: &[u8], symlinks: &HashMap<RawPath, RawPath>) -> RawPath {
+    let mut p = path.to_vec();
+    // Bounded: a symlink loop in the root must not hang a build.
+    'again: for _ in 0..40 {
+        for (i, _) in p.iter().enumerate().skip(1).filter(|(_, &b)| b == b'/') {
+            let Some(target) = symlinks.get(&p[..i]) else {
+                continue;
+            };
+            let mut joined = if target.starts_with(b"/") {
+                target.clone()
+            } else {
+                let parent = p[..i].iter().rposition(|&b| b == b'/').unwrap_or(0);
+                [&p[..parent], b"/", &target[..]].concat()
+            };
+            joined.extend_from_slice(&p[i..]);
+            match rawpath::normalize(&joined) {
+                Some(n) => p = n,
+                None => return p,
+            }
+            continue 'again;
+        }
+        break;
+    }
+    p
 }

@@ -3,7 +3,7 @@
 //! in a copy of the root; and a synthetic package with every awkward member kind.
 
 use crate::test_fixture::debian_root;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::ffi::OsStr;
 use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
@@ -705,4 +705,72 @@ Description: odd\n with an odd layout\n";
         .read_to_string(&mut content)
         .unwrap();
     assert_eq!(content, "shared content\n");
+}
+
+/// A base package of a merged-/usr root (libc6 of the bookworm fixture, whose `/lib` is the
+/// root's symlink to `usr/lib`) is recreated with exactly the paths dpkg's `.list` names, the
+/// directories it ships as directories, so that it installs wherever the original did.
+#[test]
+fn a_base_package_of_a_merged_usr_root_holds_exactly_its_list() {
+    let root = debian_root();
+    assert!(std::fs::symlink_metadata(root.join("lib"))
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    let report = scan_to_report(&ScanOptions::new(&root), &NoProgress).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("scan.ufr");
+    report.save(&file).unwrap();
+    let pkg = report
+        .header
+        .packages
+        .iter()
+        .find(|p| p.name == "libc6")
+        .unwrap();
+    let entries: Vec<FileEntry> = report
+        .files
+        .iter()
+        .filter(|e| {
+            e.package.as_deref() == Some("libc6")
+                || e.path == b"/var/lib/dpkg/status"
+                || e.path.starts_with(b"/var/lib/dpkg/info/libc6")
+        })
+        .cloned()
+        .collect();
+    let (_blobs, store) = store_of(&root, &entries, b"");
+    let repo = dir.path().join("repo");
+    let built = recreate_packages(&file, &[PackageKey::of(pkg)], &store, &repo).unwrap();
+    let got = contents(&repo.join(&built[0].file_name));
+
+    let list = std::fs::read(root.join("var/lib/dpkg/info/libc6:amd64.list")).unwrap();
+    let listed: Vec<&[u8]> = list
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty() && *l != b"/.")
+        .collect();
+    let names: BTreeSet<Vec<u8>> = got
+        .keys()
+        .map(|n| n.strip_suffix(b"/").unwrap_or(n).to_vec())
+        .filter(|n| n != b".")
+        .collect();
+    let want: BTreeSet<Vec<u8>> = listed.iter().map(|p| [b".", *p].concat()).collect();
+    assert_eq!(
+        names
+            .iter()
+            .map(|n| String::from_utf8_lossy(n).into_owned())
+            .collect::<Vec<_>>(),
+        want.iter()
+            .map(|n| String::from_utf8_lossy(n).into_owned())
+            .collect::<Vec<_>>()
+    );
+    // Directories the package ships stay directories, though the root has symlinks there.
+    for d in [&b"./lib/"[..], b"./lib64/", b"./lib/x86_64-linux-gnu/"] {
+        let (perms, _) = got
+            .get(d)
+            .unwrap_or_else(|| panic!("{}", String::from_utf8_lossy(d)));
+        assert!(perms.starts_with('d'), "{perms}");
+    }
+    // The files under them are the root's real ones.
+    let (perms, _) = &got[&b"./lib/x86_64-linux-gnu/libc.so.6"[..]];
+    assert!(perms.starts_with('-'), "{perms}");
+    assert!(!got.contains_key(&b"./usr/lib/x86_64-linux-gnu/libc.so.6"[..]));
 }

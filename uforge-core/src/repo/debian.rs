@@ -64,12 +64,15 @@ impl DebianRepo {
         } else {
             format!("{base}/dists/{}", line.suite)
         };
+        // Sorted, so that the same architectures in another order share the cached index.
+        let mut sorted = archs.clone();
+        sorted.sort();
         let id = Sha256::digest(format!(
             "{}\n{}\n{}\n{}",
             base,
             line.suite,
             line.components.join(" "),
-            archs.join(" ")
+            sorted.join(" ")
         ));
         let dir = opts.cache_dir.join("indexes").join(hex(&id));
         std::fs::create_dir_all(&dir).map_err(|e| Error::io("create directory", &dir, e))?;
@@ -269,6 +272,10 @@ impl DebianRepo {
 impl RepoIndex for DebianRepo {
     fn name(&self) -> String {
         self.name.clone()
+    }
+
+    fn identity(&self) -> Option<ReleaseIdentity> {
+        self.identity.clone()
     }
 
     fn has(&self, key: &PackageKey) -> bool {

@@ -50,7 +50,9 @@ pub(crate) use fetch::percent_decode;
 #[cfg(feature = "http")]
 pub use fetch::HttpFetcher;
 pub use fetch::{default_fetcher, Fetcher, FileFetcher, SchemeFetcher};
-pub use open::{archs_of, default_cache_dir, file_uri, open_sources, Sources};
+pub use open::{
+    archs_of, default_cache_dir, file_uri, open_sources, release_dir_name, same_release, Sources,
+};
 pub use release::ReleaseIdentity;
 pub use sources::SourceLine;
 pub use sources_file::{parse_sources, read_sources_file, source_lines, SourceEntry};
@@ -191,6 +193,10 @@ pub trait RepoIndex: Send + Sync {
     /// The manifest of a package this index has (fetching and caching the `.deb` lazily);
     /// `Ok(None)` if it does not have it.
     fn manifest(&self, key: &PackageKey) -> Result<Option<Arc<DebManifest>>>;
+    /// Which distribution release the index carries, when its Release file says.
+    fn identity(&self) -> Option<ReleaseIdentity> {
+        None
+    }
 }
 
 /// Where and how repositories are opened.

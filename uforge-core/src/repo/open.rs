@@ -5,8 +5,8 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::{default_fetcher, DebianRepo, RepoIndex, RepoOptions, SourceLine};
-use crate::model::ReportHeader;
+use super::{default_fetcher, DebianRepo, ReleaseIdentity, RepoIndex, RepoOptions, SourceLine};
+use crate::model::{OsInfo, ReportHeader};
 use crate::progress::Progress;
 use crate::Result;
 
@@ -84,22 +84,124 @@ impl Sources {
             .filter(|d| d.join("Packages").is_file())
     }
 
-    /// Opens every repository, the local ones last, for a report with this header. Errors name
-    /// the line that failed.
+    /// Opens every repository of the scan's release, the local ones last, for a report with
+    /// this header (see [`Sources::for_release`]). Errors name the line that failed.
     pub fn open(
         &self,
         header: &ReportHeader,
         progress: &dyn Progress,
     ) -> Result<Vec<Box<dyn RepoIndex>>> {
-        let mut resolved = self.clone();
-        resolved.read_files()?;
-        let mut lines = resolved.lines;
-        lines.extend(
-            self.indexed_local()
-                .map(|d| format!("deb [trusted=yes] {} ./", file_uri(d))),
-        );
-        open_sources(&lines, &self.options(header), progress)
+        Ok(self.for_release(header, progress)?.1)
     }
+
+    /// The sources of the scan's release, and their repositories opened (the local ones
+    /// last). A user may hold the repositories of several releases: those whose Release file
+    /// names another release ([`same_release`]) are left out, so that an analysis or a build
+    /// never mixes releases. Fails when repositories were given but none is of the scan's
+    /// release.
+    pub fn for_release(
+        &self,
+        header: &ReportHeader,
+        progress: &dyn Progress,
+    ) -> Result<(Sources, Vec<Box<dyn RepoIndex>>)> {
+        let mut chosen = self.clone();
+        chosen.read_files()?;
+        let opened = open_sources(&chosen.lines, &self.options(header), progress)?;
+        let ids: Vec<Option<ReleaseIdentity>> = opened.iter().map(|r| r.identity()).collect();
+        let keep = same_release(&ids, &header.machine.os);
+        let mut repos = Vec::new();
+        let (mut lines, mut left_out) = (Vec::new(), Vec::new());
+        for ((line, repo), keep) in chosen.lines.iter().zip(opened).zip(keep) {
+            if keep {
+                lines.push(line.clone());
+                repos.push(repo);
+            } else {
+                left_out.push(line.clone());
+            }
+        }
+        if lines.is_empty() && !left_out.is_empty() {
+            return Err(crate::Error::Invalid(format!(
+                "no repository is of the scan's release ({} {}): {} {} another release",
+                header.machine.os.id.as_deref().unwrap_or("?"),
+                header.machine.os.version_codename.as_deref().unwrap_or("?"),
+                left_out.join("; "),
+                if left_out.len() == 1 {
+                    "is of"
+                } else {
+                    "are of"
+                }
+            )));
+        }
+        chosen.lines = lines;
+        let local: Vec<String> = chosen
+            .indexed_local()
+            .map(|d| format!("deb [trusted=yes] {} ./", file_uri(d)))
+            .collect();
+        repos.extend(open_sources(&local, &self.options(header), progress)?);
+        Ok((chosen, repos))
+    }
+}
+
+/// Which repositories are of the release that `os` (a scan's os-release) names, by their
+/// Release files: a repository is of it when its `Codename` (else `Suite`), less any
+/// `-updates`/`-security`/`-backports` part, is the scan's `VERSION_CODENAME`. One of the
+/// distribution itself (`Origin` is the scan's `ID`) naming another codename is of another
+/// release, and so is any other repository naming one of those codenames. A repository with
+/// no Release identity, or a scan without a codename, is kept.
+pub fn same_release(ids: &[Option<ReleaseIdentity>], os: &OsInfo) -> Vec<bool> {
+    let Some(wanted) = os.version_codename.as_deref().map(str::to_ascii_lowercase) else {
+        return vec![true; ids.len()];
+    };
+    let base = |id: &ReleaseIdentity| {
+        id.codename
+            .as_deref()
+            .or(id.suite.as_deref())
+            .map(|c| c.split('-').next().unwrap_or(c).to_ascii_lowercase())
+    };
+    let own = |id: &ReleaseIdentity| match (&id.origin, &os.id) {
+        (Some(o), Some(d)) => o.eq_ignore_ascii_case(d),
+        _ => false,
+    };
+    let others: BTreeSet<String> = ids
+        .iter()
+        .flatten()
+        .filter(|id| own(id))
+        .filter_map(base)
+        .filter(|b| *b != wanted)
+        .collect();
+    ids.iter()
+        .map(|id| {
+            let Some(id) = id else { return true };
+            match base(id) {
+                Some(b) if b == wanted => true,
+                Some(b) => !own(id) && !others.contains(&b),
+                None => true,
+            }
+        })
+        .collect()
+}
+
+/// The directory name of a release's local repository of recreated packages
+/// (`debian-bookworm`): packages recreated for one release are never offered to another.
+pub fn release_dir_name(os: &OsInfo) -> String {
+    let clean = |v: Option<&str>| -> String {
+        let v: String = v
+            .unwrap_or("unknown")
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || "._+".contains(*c))
+            .collect::<String>()
+            .to_ascii_lowercase();
+        if v.is_empty() || v.starts_with('.') {
+            "unknown".into()
+        } else {
+            v
+        }
+    };
+    format!(
+        "{}-{}",
+        clean(os.id.as_deref()),
+        clean(os.version_codename.as_deref())
+    )
 }
 
 /// A `file:` URI for a local directory, escaped the way sources.list lines are read back.
@@ -161,6 +263,104 @@ pub fn default_cache_dir() -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn saved(name: &str) -> Option<ReleaseIdentity> {
+        let path = format!(
+            "{}/src/repo/testdata/{name}.InRelease",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let text = std::fs::read_to_string(path).unwrap();
+        let text = super::super::release::strip_clearsign(&text).unwrap();
+        Some(
+            super::super::release::Release::parse(&text)
+                .unwrap()
+                .identity,
+        )
+    }
+
+    fn os(id: &str, codename: Option<&str>) -> OsInfo {
+        OsInfo {
+            id: Some(id.into()),
+            version_codename: codename.map(str::to_string),
+            ..OsInfo::default()
+        }
+    }
+
+    #[test]
+    fn each_scan_gets_the_repositories_of_its_release() {
+        let names = [
+            "bullseye",
+            "bullseye-security",
+            "bookworm",
+            "bookworm-updates",
+            "bookworm-security",
+            "trixie",
+            "trixie-security",
+        ];
+        let third_party = |origin: &str, codename: &str| {
+            Some(ReleaseIdentity {
+                origin: Some(origin.into()),
+                codename: Some(codename.into()),
+                ..ReleaseIdentity::default()
+            })
+        };
+        let mut ids: Vec<Option<ReleaseIdentity>> = names.iter().map(|n| saved(n)).collect();
+        // A vendor's repository for one release, one that names no Debian release, and a
+        // flat repository without a Release file.
+        ids.push(third_party("nginx", "bullseye"));
+        ids.push(third_party("Google", "cloud-sdk"));
+        ids.push(None);
+        let kept = |os: &OsInfo| -> Vec<String> {
+            let all: Vec<&str> = names
+                .iter()
+                .copied()
+                .chain(["nginx bullseye", "cloud-sdk", "flat"])
+                .collect();
+            same_release(&ids, os)
+                .iter()
+                .zip(all)
+                .filter(|(k, _)| **k)
+                .map(|(_, n)| n.to_string())
+                .collect()
+        };
+        assert_eq!(
+            kept(&os("debian", Some("bullseye"))),
+            [
+                "bullseye",
+                "bullseye-security",
+                "nginx bullseye",
+                "cloud-sdk",
+                "flat"
+            ]
+        );
+        assert_eq!(
+            kept(&os("debian", Some("bookworm"))),
+            [
+                "bookworm",
+                "bookworm-updates",
+                "bookworm-security",
+                "cloud-sdk",
+                "flat"
+            ]
+        );
+        assert_eq!(
+            kept(&os("debian", Some("trixie"))),
+            ["trixie", "trixie-security", "cloud-sdk", "flat"]
+        );
+        // A scan that does not name its release cannot be matched: nothing is left out.
+        assert_eq!(kept(&os("debian", None)).len(), ids.len());
+    }
+
+    #[test]
+    fn release_directories() {
+        assert_eq!(
+            release_dir_name(&os("debian", Some("bookworm"))),
+            "debian-bookworm"
+        );
+        assert_eq!(release_dir_name(&os("Debian", None)), "debian-unknown");
+        assert_eq!(release_dir_name(&os("../x", Some("a/b"))), "unknown-ab");
+        assert_eq!(release_dir_name(&OsInfo::default()), "unknown-unknown");
+    }
 
     #[test]
     fn file_uris_escape_what_splits_a_line() {

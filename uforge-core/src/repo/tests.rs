@@ -206,6 +206,20 @@ fn flat_release_hashes_are_checked() {
     );
 }
 
+/// Shell lines that make a throwaway signing key in `gnupg` and export it to `keyring.gpg`
+/// and `keyring.asc` in the current directory; the agent is stopped when the script ends.
+fn throwaway_key(gnupg: &Path) -> String {
+    format!(
+        r#"export GNUPGHOME='{}'
+        chmod 700 "$GNUPGHOME"
+        trap 'gpgconf --kill gpg-agent' EXIT
+        gpg -q --batch --passphrase '' --quick-gen-key 'uforge test <t@example.invalid>' ed25519 sign never 2>/dev/null
+        gpg -q --export >keyring.gpg
+        gpg -q --armor --export >keyring.asc"#,
+        gnupg.display()
+    )
+}
+
 /// A signed suite-style repository (`dists/`), signed with a throwaway key.
 #[test]
 fn signed_repository() {
@@ -217,12 +231,7 @@ fn signed_repository() {
     build_pool(&base);
     let script = format!(
         r#"
-        export GNUPGHOME='{gh}'
-        chmod 700 "$GNUPGHOME"
-        trap 'gpgconf --kill gpg-agent' EXIT
-        gpg -q --batch --passphrase '' --quick-gen-key 'uforge test <t@example.invalid>' ed25519 sign never 2>/dev/null
-        gpg -q --export >keyring.gpg
-        gpg -q --armor --export >keyring.asc
+        {key}
         cd repo
         dpkg-scanpackages pool /dev/null 2>/dev/null >dists/test/main/binary-amd64/Packages
         gzip -k dists/test/main/binary-amd64/Packages
@@ -234,7 +243,7 @@ fn signed_repository() {
         gpg -q --batch --clearsign -o InRelease Release
         gpg -q --batch --detach-sign -o Release.gpg Release
         "#,
-        gh = gnupg.display()
+        key = throwaway_key(&gnupg)
     );
     sh(&script, t.path());
     let key = PackageKey::new("uft-zst", "1:2.0", "amd64");
@@ -434,11 +443,7 @@ fn expired_release_is_refused() {
     build_pool(&base);
     let script = format!(
         r#"
-        export GNUPGHOME='{gh}'
-        chmod 700 "$GNUPGHOME"
-        trap 'gpgconf --kill gpg-agent' EXIT
-        gpg -q --batch --passphrase '' --quick-gen-key 'uforge test <t@example.invalid>' ed25519 sign never 2>/dev/null
-        gpg -q --export >keyring.gpg
+        {key}
         cd repo
         dpkg-scanpackages pool /dev/null 2>/dev/null >dists/old/main/binary-amd64/Packages
         cd dists/old
@@ -451,7 +456,7 @@ SHA256:
 '             "$(sha256sum <$f | cut -d' ' -f1)" "$(stat -c %s $f)" "$f" >Release
         gpg -q --batch --clearsign -o InRelease Release
         "#,
-        gh = gnupg.display()
+        key = throwaway_key(&gnupg)
     );
     sh(&script, t.path());
     let uri = format!("file:{}", base.display());

@@ -5,7 +5,7 @@ use axum::response::Response;
 use axum::{Extension, Json};
 use uforge_api::{ErrorBody, Package};
 
-use super::{db, file_response, ApiError, ApiResult, Shared};
+use super::{blocking, db, file_response, ApiError, ApiResult, Shared};
 use crate::auth::AuthUser;
 use crate::db::queries;
 
@@ -64,7 +64,17 @@ pub(crate) async fn download(
     let Some(p) = db(&state, move |c| queries::package_file(c, uid, &f)).await? else {
         return Err(missing());
     };
-    let path = state.data.user_repo(&user.name).join(&p.file);
+    // Each release has its own directory of recreated packages; the file is in one of them.
+    let own = state.data.user_repo(&user.name);
+    let name = p.file.clone();
+    let path = blocking(move || {
+        let dirs = std::fs::read_dir(&own).into_iter().flatten().flatten();
+        Ok(dirs
+            .map(|d| d.path().join(&name))
+            .find(|f| f.is_file())
+            .unwrap_or_else(|| own.join(&name)))
+    })
+    .await?;
     file_response(
         &path,
         "application/vnd.debian.binary-package",

@@ -332,18 +332,22 @@ pub(crate) async fn upload_report(
             return Err(e);
         }
     };
-    let sources = Sources {
+    let mut sources = Sources {
         lines: repos,
         files: Vec::new(),
-        local: vec![state.data.user_repo(&user.name)],
+        local: Vec::new(),
         keyring: state.keyring.clone(),
         cache_dir: Some(state.data.cache()),
     };
+    let own_repos = state.data.user_repo(&user.name);
     let previous: Vec<_> = previous.iter().map(|p| state.data.report(*p)).collect();
     let analysis_new = state.data.reports().join(format!("{id}.analysis.json.new"));
     let analysed = blocking({
         let (analysis_new, stored) = (analysis_new.clone(), stored.clone());
         move || {
+            // Packages recreated for the scan's release only.
+            sources.local =
+                vec![pipeline::release_repo(&own_repos, &stored).map_err(ApiError::from_core)?];
             let a = analyze_report(&stored, &sources, &previous, &NoProgress)
                 .map_err(ApiError::from_core)?;
             pipeline::write_analysis(&a, &analysis_new).map_err(ApiError::from_core)?;
@@ -518,9 +522,10 @@ async fn rebuild(
     missing: Vec<uforge_core::repo::PackageKey>,
 ) -> ApiResult<Vec<RecreatedRef>> {
     let _one_at_a_time = state.recreating.lock().await;
-    let dir = state.data.user_repo(&user.name);
+    let own_repos = state.data.user_repo(&user.name);
     let blobs = state.blobs.clone();
     let built = blocking(move || {
+        let dir = pipeline::release_repo(&own_repos, &report).map_err(ApiError::from_core)?;
         std::fs::create_dir_all(&dir)
             .map_err(|e| ApiError::internal(format!("cannot create {}: {e}", dir.display())))?;
         let built =
