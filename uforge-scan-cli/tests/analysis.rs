@@ -77,21 +77,23 @@ fn the_local_package_is_the_only_missing_one() {
     );
 }
 
-#[test]
-fn modified_and_deleted_files_without_false_positives() {
-    let a = &drifted().analysis;
-    let modified: BTreeSet<(String, String, String)> = a["modified_files"]
-        .as_array()
+/// `(path, package, change)` of each entry of a list of changed package files.
+fn changes(v: &Value) -> Vec<(String, String, String)> {
+    v.as_array()
         .unwrap()
         .iter()
         .map(|m| {
-            (
-                m["path"].as_str().unwrap().into(),
-                m["package"].as_str().unwrap().into(),
-                m["change"].as_str().unwrap().into(),
-            )
+            let text = |k: &str| m[k].as_str().unwrap().to_string();
+            (text("path"), text("package"), text("change"))
         })
-        .collect();
+        .collect()
+}
+
+#[test]
+fn modified_and_deleted_files_without_false_positives() {
+    let a = &drifted().analysis;
+    let modified: BTreeSet<(String, String, String)> =
+        changes(&a["modified_files"]).into_iter().collect();
     let expected: BTreeSet<(String, String, String)> = [
         ("/etc/nginx/nginx.conf", "nginx-common", "content"),
         (
@@ -154,18 +156,7 @@ fn stock_bytes_with_changed_metadata_are_not_shipped() {
     );
     let tac = &files_by_path(&report)[&b"/usr/bin/tac".to_vec()];
     assert_eq!(tac["mode"], 0o2755, "{tac}");
-    let metadata: Vec<(String, String, String)> = a["metadata_files"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| {
-            (
-                m["path"].as_str().unwrap().into(),
-                m["package"].as_str().unwrap().into(),
-                m["change"].as_str().unwrap().into(),
-            )
-        })
-        .collect();
+    let metadata = changes(&a["metadata_files"]);
     assert_eq!(
         metadata,
         [("/usr/bin/tac".into(), "coreutils".into(), "metadata".into())]
