@@ -39,6 +39,9 @@ mod release;
 mod sources;
 mod verify;
 
+#[doc(hidden)]
+pub mod fuzzing;
+
 #[cfg(test)]
 mod tests;
 
