@@ -559,7 +559,7 @@ Description: odd\n with an odd layout\n";
     root.package = None;
     let mut usr = entry(b"/usr", FileKind::Dir, 0o755);
     usr.package = Some("base-files".into());
-    let mut first_name = file(b"/usr/lib/other-first", 0o644, shared);
+    let mut first_name = file(b"/usr/lib/another-first", 0o644, shared);
     first_name.package = Some("base-files".into());
     let mut by_alice = file(b"/usr/lib/odd/by-alice", 0o4750, tool);
     (by_alice.uid, by_alice.gid, by_alice.user, by_alice.group) =
@@ -568,7 +568,7 @@ Description: odd\n with an odd layout\n";
     (link_out.sha256, link_out.size, link_out.target) = (
         Some(shared.0),
         shared.1,
-        Some(b"/usr/lib/other-first".to_vec()),
+        Some(b"/usr/lib/another-first".to_vec()),
     );
     let mut link_in = entry(b"/usr/lib/odd/linked-inside", FileKind::Hardlink, 0o755);
     (link_in.sha256, link_in.size, link_in.target) = (
@@ -584,7 +584,7 @@ Description: odd\n with an odd layout\n";
     (link_out2.sha256, link_out2.size, link_out2.target) = (
         Some(shared.0),
         shared.1,
-        Some(b"/usr/lib/other-first".to_vec()),
+        Some(b"/usr/lib/another-first".to_vec()),
     );
     let mut symlink = entry(b"/usr/lib/odd/far", FileKind::Symlink, 0o777);
     symlink.target = Some(long_target.clone().into_bytes());
@@ -594,6 +594,7 @@ Description: odd\n with an odd layout\n";
     postrm_entry.package = None;
     let mut status_entry = file(b"/var/lib/dpkg/status", 0o644, status_blob);
     status_entry.package = None;
+    // In walk order, as a scan writes them: readers refuse anything else.
     let files = vec![
         root,
         usr,
@@ -604,11 +605,11 @@ Description: odd\n with an odd layout\n";
         file(b"/usr/lib/odd/caf\xe9", 0o644, empty),
         entry(long_dir.as_bytes(), FileKind::Dir, 0o755),
         file(long_file.as_bytes(), 0o600, tool),
-        link_out,
-        link_in,
-        link_out2,
-        symlink,
         dotted,
+        symlink,
+        link_out,
+        link_out2,
+        link_in,
         postrm_entry,
         status_entry,
     ];
