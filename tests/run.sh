@@ -7,6 +7,8 @@ cd "$(dirname "$0")/.."
 bash tests/deps.sh
 
 cargo test --workspace
+# The decoders of untrusted input, each fuzzed for a bounded time (about 5 min in all).
+bash tests/fuzz.sh
 python3 -m pip install -q --disable-pip-version-check maturin pytest
 python3 -m pip install -q --disable-pip-version-check ./uforge-py
 # The Python tests drive the binaries the cargo run above just built.

@@ -41,6 +41,9 @@ mod sources;
 mod sources_file;
 mod verify;
 
+#[doc(hidden)]
+pub mod fuzzing;
+
 #[cfg(test)]
 mod tests;
 
