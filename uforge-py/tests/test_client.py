@@ -36,7 +36,16 @@ class Server:
         data.mkdir(parents=True, exist_ok=True)
         with open(self.log, "wb") as log:
             self.proc = subprocess.Popen(
-                [binary, "serve", "--data-dir", str(data), "--listen", "127.0.0.1:0"],
+                [
+                    binary,
+                    "serve",
+                    "--data-dir",
+                    str(data),
+                    "--listen",
+                    "127.0.0.1:0",
+                    # The tests' flat repositories are file: URIs, which only admins may add.
+                    "--allow-local-repos",
+                ],
                 stdout=subprocess.PIPE,
                 stderr=log,
                 env=server_env(),

@@ -297,11 +297,13 @@ fn five_steps(db: Option<String>) {
         .client("alice", &alice, &["package", "list"])
         .unwrap();
     assert_eq!(pkgs[0]["name"], "acme-agent", "{pkgs}");
-    let deb = server
-        .data
-        .path()
-        .join("repos/alice")
-        .join(pkgs[0]["file"].as_str().unwrap());
+    // Recreated packages are kept per release: repos/USER/<id>-<codename>/.
+    let name = pkgs[0]["file"].as_str().unwrap();
+    let deb = std::fs::read_dir(server.data.path().join("repos/alice"))
+        .unwrap()
+        .map(|d| d.unwrap().path().join(name))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| panic!("{name} is in none of alice's repositories"));
     let chroot = work.path().join("chroot");
     run_ok(
         Command::new("cp")

@@ -230,6 +230,11 @@ impl Disk {
         if !self.mounted.is_empty() {
             cmd::run(Command::new("fstrim").arg(&self.root))?;
         }
+        // No confined command may hold a copy of the mounts while the file system is released
+        // and tune2fs needs it unmounted everywhere.
+        let _no_copies = super::sandbox::MOUNT_COPIES
+            .write()
+            .unwrap_or_else(|p| p.into_inner());
         let mut mounted = std::mem::take(&mut self.mounted);
         while let Some(at) = mounted.pop() {
             chroot::unmount(&at)?;

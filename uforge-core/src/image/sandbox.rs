@@ -37,6 +37,10 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use super::cmd;
 use crate::{Error, Result};
 
+/// Held shared while a confined command runs, exclusively by [`super::disk::Disk`] while it
+/// unmounts a build's file system and needs it to be free of every copy (see [`Sandbox::run`]).
+pub(crate) static MOUNT_COPIES: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
 /// The whole environment of every command run in or on a build root: nothing else of the
 /// host's environment reaches the root's programs and maintainer scripts.
 pub const CLEAN_ENV: [(&str, &str); 5] = [
@@ -174,7 +178,11 @@ impl Sandbox {
                 None => Ok(()),
             });
         }
+        // A confined command's namespaces start as a copy of this process's mounts, other
+        // builds' root file systems included; while it runs, one of those may stay pinned.
+        let copies = MOUNT_COPIES.read().unwrap_or_else(|p| p.into_inner());
         let res = cmd::run(command);
+        drop(copies);
         let _ = std::fs::remove_dir(&dir);
         res.map_err(|e| match errors.and_then(|f| failed_step(f, &names)) {
             Some(step) => Error::Invalid(format!("confining `{}`: {step}", cmd::describe(command))),
@@ -489,8 +497,22 @@ fn new_userns(base: u32) -> Result<OwnedFd> {
         // SAFETY: the child only makes raw system calls and exits.
         unsafe {
             libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-            // This process's copy of the write end would keep the read below from ending.
-            libc::close(go_w.as_raw_fd());
+            // Only the two pipe ends stay open: the copies of descriptors other threads hold
+            // (their own pipes among them) would keep their readers waiting for an end of file
+            // while this child waits, and never exec to shed them.
+            let (keep_a, keep_b) = {
+                let (x, y) = (ready_w.as_raw_fd() as u32, go_r.as_raw_fd() as u32);
+                (x.min(y), x.max(y))
+            };
+            for (first, last) in [
+                (3, keep_a.wrapping_sub(1)),
+                (keep_a + 1, keep_b - 1),
+                (keep_b + 1, u32::MAX),
+            ] {
+                if first <= last {
+                    libc::syscall(libc::SYS_close_range, first, last, 0u32);
+                }
+            }
             let ok: u8 = if libc::unshare(libc::CLONE_NEWUSER) == 0 {
                 1
             } else {
@@ -527,6 +549,10 @@ fn new_userns(base: u32) -> Result<OwnedFd> {
         let f = std::fs::File::open(&p).map_err(os_err("open", &p))?;
         Ok(OwnedFd::from(f))
     })();
+    // A byte, not only the end of file, releases the child: a copy of this write end that
+    // another thread's fork holds for a moment cannot keep it waiting.
+    // SAFETY: writes one byte from a live buffer to a descriptor this process owns.
+    unsafe { libc::write(go_w.as_raw_fd(), [1u8].as_ptr() as *const libc::c_void, 1) };
     drop(go_w);
     let mut status = 0;
     // SAFETY: waits for the child forked above.
@@ -840,6 +866,11 @@ unsafe fn wait_and_exit_inner(child: libc::pid_t) -> ! {
     // SAFETY: see wait_and_exit.
     unsafe {
         libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32);
+        // A working directory on the host would pin the host's mount tree, with every build
+        // root mounted in it at the time of the unshare, for as long as this process waits:
+        // another build's file system would stay busy. At the old root it moves with the
+        // pivot (or, after it, "/" is already the new root).
+        libc::chdir(c"/".as_ptr());
         loop {
             let mut status = 0;
             let pid = libc::waitpid(-1, &mut status, 0);

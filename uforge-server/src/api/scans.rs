@@ -526,7 +526,9 @@ async fn rebuild(
     let blobs = state.blobs.clone();
     let built = blocking(move || {
         let dir = pipeline::release_repo(&own_repos, &report).map_err(ApiError::from_core)?;
-        std::fs::create_dir_all(&dir)
+        // Owner only, parents included: recreated packages hold the machine's files.
+        std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
+            .create(&dir)
             .map_err(|e| ApiError::internal(format!("cannot create {}: {e}", dir.display())))?;
         let built =
             recreate::recreate(&report, &missing, &*blobs, &dir).map_err(ApiError::from_core)?;
