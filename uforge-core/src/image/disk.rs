@@ -239,11 +239,23 @@ impl Disk {
         while let Some(at) = mounted.pop() {
             chroot::unmount(&at)?;
         }
-        cmd::run(
-            Command::new("tune2fs")
-                .args(["-O", "has_journal"])
-                .arg(&self.device),
-        )?;
+        // Another build's confined command may hold a copy of this file system's mount for a
+        // while (its namespace began as a copy of the host's): wait for it to go.
+        let mut tries = 0;
+        loop {
+            match cmd::run(
+                Command::new("tune2fs")
+                    .args(["-O", "has_journal"])
+                    .arg(&self.device),
+            ) {
+                Ok(_) => break,
+                Err(e) if tries < 180 && e.to_string().contains("Device or resource busy") => {
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_secs(1));
+                }
+                Err(e) => return Err(e),
+            }
+        }
         self.release()
     }
 
