@@ -585,3 +585,137 @@ fn unauthenticated_bodies_are_not_read() {
         .stream("PUT", "/scans/999/overlay", &upload[..])
         .expect(404);
 }
+
+/// Owner, mode, content and neighbours of a host file the attack aims at.
+fn host_state(canary: &Path) -> (u32, u32, u32, Vec<u8>, usize) {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::symlink_metadata(canary).unwrap();
+    let names = std::fs::read_dir(canary.parent().unwrap()).unwrap().count();
+    (
+        m.uid(),
+        m.gid(),
+        m.mode() & 0o7777,
+        std::fs::read(canary).unwrap(),
+        names,
+    )
+}
+
+/// The attack of a hostile agent through the API: its report lists `/srv/evil` as a symlink to
+/// a host directory and then a file below it, and its overlay (matching that report) carries
+/// both. The image job fails naming the entry, and the host directory is untouched.
+#[test]
+fn an_overlay_cannot_write_through_a_symlink_out_of_the_build() {
+    use uforge_core::model::Report;
+    let s = Server::start(Backend::Sqlite);
+    let host = tempfile::tempdir_in("/var/tmp").unwrap();
+    let canary = host.path().join("canary");
+    std::fs::write(&canary, b"host secret\n").unwrap();
+    std::fs::set_permissions(&canary, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let before = host_state(&canary);
+
+    // The attacker's machine: `/srv/evil` is a directory when the overlay is read, a symlink
+    // to the server's host directory in the report sent.
+    let root = small_root();
+    std::fs::write(
+        root.root.join("etc/os-release"),
+        "ID=debian\nVERSION_ID=\"12\"\nVERSION_CODENAME=bookworm\n",
+    )
+    .unwrap();
+    std::fs::create_dir_all(root.root.join("srv/evil")).unwrap();
+    std::fs::write(root.root.join("srv/evil/pwned.txt"), b"owned\n").unwrap();
+    std::fs::set_permissions(
+        root.root.join("srv/evil/pwned.txt"),
+        std::fs::Permissions::from_mode(0o4777),
+    )
+    .unwrap();
+    let scanned = root.rescan("hostile.ufr");
+    let mut report = Report::load(&scanned).unwrap();
+    // A real bookworm package set, from the mirror, so that the install before the reconcile
+    // runs as for any machine.
+    let fixture = uforge_test_support::fixtures::fixture("drifted");
+    let base = uforge_core::scan::scan_to_report(
+        &uforge_core::scan::ScanOptions::new(&fixture),
+        &uforge_core::progress::NoProgress,
+    )
+    .unwrap();
+    report.header.packages.extend(
+        base.header
+            .packages
+            .into_iter()
+            .filter(|p| p.name != "acme-agent"),
+    );
+    report.header.packages.sort_by(|a, b| a.name.cmp(&b.name));
+    let target = std::os::unix::ffi::OsStrExt::as_bytes(host.path().as_os_str()).to_vec();
+    let evil = report
+        .files
+        .iter_mut()
+        .find(|e| e.path == b"/srv/evil")
+        .unwrap();
+    evil.kind = FileKind::Symlink;
+    evil.mode = 0o777;
+    evil.size = target.len() as u64;
+    evil.target = Some(target);
+    let hostile = root.tmp.path().join("hostile-symlink.ufr");
+    report.save(&hostile).unwrap();
+
+    let repo = s
+        .admin()
+        .json(
+            "POST",
+            "/repos",
+            json!({ "line": uforge_test_support::mirror_line() }),
+        )
+        .expect(201)
+        .json();
+    s.admin()
+        .call("POST", &format!("/repos/{}/sync", repo["id"]))
+        .expect(200);
+    let id = new_scan(&s, "evil01");
+    let analysis = s
+        .admin()
+        .bytes(
+            "POST",
+            &format!("/scans/{id}/report"),
+            &std::fs::read(&hostile).unwrap(),
+        )
+        .expect(200)
+        .body;
+    let overlay = root.overlay(&hostile, &analysis);
+    let done = s
+        .admin()
+        .stream("PUT", &format!("/scans/{id}/overlay"), &overlay[..])
+        .expect(200)
+        .json();
+    assert_eq!(done["status"], "complete", "{done}");
+
+    let job = s
+        .admin()
+        .json(
+            "POST",
+            &format!("/scans/{id}/images"),
+            json!({"format": "tar.gz"}),
+        )
+        .expect(202)
+        .json();
+    let image = job["id"].as_i64().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(600);
+    let job = loop {
+        let v = s
+            .admin()
+            .get(&format!("/images/{image}"))
+            .expect(200)
+            .json();
+        if v["status"] == "done" || v["status"] == "failed" {
+            break v;
+        }
+        assert!(Instant::now() < deadline, "{v}\n{}", s.log());
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    assert_eq!(job["status"], "failed", "{job}");
+    let error = job["error"].as_str().unwrap();
+    assert!(error.contains("/srv/evil/pwned.txt"), "{error}");
+    assert!(error.contains("/srv/evil is a symbolic link"), "{error}");
+    assert_eq!(host_state(&canary), before, "the host directory changed");
+    assert!(!host.path().join("pwned.txt").exists());
+    assert_eq!(count_files(&s.data_dir.join("images")), 0);
+}
