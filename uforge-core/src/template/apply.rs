@@ -575,6 +575,136 @@ mod tests {
             .contains("ens3; rm"));
     }
 
+    /// A root whose `/etc` is a link to a host directory, as a hostile image could have: the
+    /// profile and boot scripts are written inside the root, and the host directory is left
+    /// as it was.
+    #[test]
+    fn profile_and_boot_scripts_stay_in_the_root() {
+        use crate::blobstore::LocalBlobStore;
+        use std::os::unix::fs::MetadataExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("root");
+        let host = tmp.path().join("host-etc");
+        std::fs::create_dir_all(root.join("usr/share/zoneinfo/Asia")).unwrap();
+        std::fs::write(root.join("usr/share/zoneinfo/Asia/Tokyo"), "TZif").unwrap();
+        std::fs::create_dir_all(root.join("real-etc")).unwrap();
+        std::fs::create_dir_all(&host).unwrap();
+        std::fs::write(host.join("hosts"), "host file\n").unwrap();
+        std::os::unix::fs::symlink("/real-etc", root.join("etc")).unwrap();
+        std::fs::write(
+            root.join("real-etc/passwd"),
+            "root:x:0:0:root:/root:/bin/sh\n",
+        )
+        .unwrap();
+        std::fs::write(root.join("real-etc/shadow"), "root:*:19000:0:99999:7:::\n").unwrap();
+        // A link to a host file: inside the root it names the root's own path.
+        std::os::unix::fs::symlink(host.join("hosts"), root.join("real-etc/hosts")).unwrap();
+        let inside = root.join(host.strip_prefix("/").unwrap());
+        std::fs::create_dir_all(&inside).unwrap();
+
+        let p = InstallProfile {
+            timezone: Some("Asia/Tokyo".into()),
+            hostname: Some("web02".into()),
+            network: vec![NetInterface {
+                name: "ens3".into(),
+                method: NetMethod::Dhcp,
+                addresses: vec![],
+                gateway: None,
+                dns: vec![],
+                mac: None,
+            }],
+            root_login: crate::template::RootLogin {
+                password: false,
+                ssh: SshRootLogin::No,
+            },
+            ..InstallProfile::default()
+        };
+        accounts(&root, &p).unwrap();
+        profile(&root, &p).unwrap();
+        let blobs = LocalBlobStore::open(tmp.path().join("blobs")).unwrap();
+        let mut st = blobs.stage().unwrap();
+        let body = b"#!/bin/sh\necho once\n";
+        let sha = st.put_computed(body.len() as u64, &mut &body[..]).unwrap();
+        st.commit().unwrap();
+        let script = |name: &str, frequency| BootScript {
+            name: name.into(),
+            frequency,
+            order: 0,
+            content: Content::Blob {
+                sha256: sha,
+                size: body.len() as u64,
+            },
+        };
+        boot_scripts(
+            &root,
+            &[
+                script("b.sh", Frequency::Everyboot),
+                script("z.sh", Frequency::Firstboot),
+                script("a.sh", Frequency::Firstboot),
+            ],
+            &blobs,
+        )
+        .unwrap();
+
+        let etc = root.join("real-etc");
+        assert_eq!(
+            std::fs::read_to_string(etc.join("hostname")).unwrap(),
+            "web02\n"
+        );
+        assert_eq!(
+            std::fs::read_link(etc.join("localtime")).unwrap(),
+            Path::new("/usr/share/zoneinfo/Asia/Tokyo")
+        );
+        assert_eq!(
+            std::fs::read_to_string(etc.join("timezone")).unwrap(),
+            "Asia/Tokyo\n"
+        );
+        assert!(std::fs::read_to_string(etc.join("shadow"))
+            .unwrap()
+            .starts_with("root:!*:19000:"));
+        // The link to the host's file was followed inside the root only.
+        assert_eq!(
+            std::fs::read_to_string(host.join("hosts")).unwrap(),
+            "host file\n"
+        );
+        assert_eq!(std::fs::read_dir(&host).unwrap().count(), 1);
+        assert!(std::fs::read_to_string(inside.join("hosts"))
+            .unwrap()
+            .contains("127.0.1.1\tweb02"));
+        assert!(std::fs::read_to_string(etc.join("network/interfaces"))
+            .unwrap()
+            .contains("allow-hotplug ens3\niface ens3 inet dhcp"));
+        let first = root.join("usr/lib/uforge/boot-scripts/firstboot");
+        let names: Vec<String> = std::fs::read_dir(&first)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        assert_eq!(names, ["0000-a.sh", "0001-z.sh"]);
+        assert!(root
+            .join("usr/lib/uforge/boot-scripts/everyboot/0002-b.sh")
+            .is_file());
+        let m = std::fs::metadata(first.join("0000-a.sh")).unwrap();
+        assert_eq!((m.mode() & 0o7777, m.uid()), (0o755, 0));
+        assert_eq!(
+            std::fs::read_link(
+                etc.join("systemd/system/multi-user.target.wants/uforge-boot-scripts.service")
+            )
+            .unwrap(),
+            Path::new("/etc/systemd/system/uforge-boot-scripts.service")
+        );
+        // A time zone the image lacks is refused by name.
+        let bad = InstallProfile {
+            timezone: Some("Mars/Olympus".into()),
+            ..InstallProfile::default()
+        };
+        assert!(profile(&root, &bad)
+            .unwrap_err()
+            .to_string()
+            .contains("Mars/Olympus"));
+    }
+
     #[test]
     fn account_tables_keep_what_they_do_not_set() {
         let mut t = Table::parse(Some("deploy:x:1500:bob\n".into()));

@@ -12,8 +12,8 @@ use uforge_core::analysis::{self, Analysis};
 use uforge_core::blobstore::{BlobStaging, BlobStore, LocalBlobStore};
 use uforge_core::image::{Format, NetworkPolicy, Output, Target};
 use uforge_core::overlay::{read_overlay_for, ReadLimits};
-use uforge_core::repo::Sources;
-use uforge_core::template::{file, generate, import};
+use uforge_core::repo::{RepoOptions, Sources};
+use uforge_core::template::{file, generate, import, solve};
 
 use super::image_local::{scratch, sidecar, PhaseLog};
 
@@ -27,6 +27,23 @@ pub enum LocalCmd {
     /// devices, mounts, chroots): dependency check, packages, My Software, install profile,
     /// boot scripts, tuning.
     Build(Box<BuildArgs>),
+    /// Check a template directory's dependencies against its repositories: the packages the
+    /// check adds, or why it cannot be installed (exit status 1).
+    Check(CheckArgs),
+}
+
+/// Arguments of `uforge template check`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The template: its `template.yml`, or the directory holding it and `files/`.
+    #[arg(long, value_name = "FILE")]
+    pub file: PathBuf,
+    /// Keyring of repositories that name none (default: the Debian archive keyring).
+    #[arg(long, value_name = "FILE")]
+    pub keyring: Option<PathBuf>,
+    /// Where repository indexes and packages are cached.
+    #[arg(long, value_name = "DIR", env = "UFORGE_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
 }
 
 /// Arguments of `uforge template from-scan`.
@@ -91,7 +108,71 @@ pub fn run(cmd: LocalCmd, json_out: bool) -> Result<()> {
     match cmd {
         LocalCmd::FromScan(a) => from_scan(&a, json_out),
         LocalCmd::Build(a) => build(&a, json_out),
+        LocalCmd::Check(a) => check(&a, json_out),
     }
+}
+
+/// The directory of a template given by its `template.yml` or its directory.
+fn template_dir(file: &Path) -> &Path {
+    if file.is_dir() {
+        file
+    } else {
+        file.parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."))
+    }
+}
+
+fn check(a: &CheckArgs, json_out: bool) -> Result<()> {
+    let dir = template_dir(&a.file);
+    let (mut t, dir_blobs) = file::load(dir)
+        .with_context(|| format!("cannot read the template in {}", dir.display()))?;
+    let work = scratch(None, &std::env::temp_dir().join("x"), "check")?;
+    let blobs = TemplateBlobs {
+        added: LocalBlobStore::open(work.0.join("blobs"))?,
+        dir: dir_blobs,
+    };
+    file::store_sources(&mut t, blobs.dir.dir(), &blobs.added)?;
+    let opts = RepoOptions {
+        keyring: a.keyring.clone(),
+        ..RepoOptions::new(
+            Sources {
+                cache_dir: a.cache_dir.clone(),
+                ..Sources::default()
+            }
+            .cache_dir(),
+        )
+    };
+    let quiet = uforge_core::progress::NoProgress;
+    let universe = solve::PackageUniverse::open(&t.os, &opts, &quiet)?;
+    let res = solve::check(&t, &universe, &blobs, &solve::CheckOptions::default())?;
+    let added: Vec<String> = res.added().map(|p| p.key.to_string()).collect();
+    let dropped: Vec<String> = res
+        .dropped
+        .iter()
+        .map(|d| format!("{}: {}", d.package.name, d.why))
+        .collect();
+    if json_out {
+        println!(
+            "{}",
+            json!({ "packages": res.packages.len(), "added": added, "dropped": dropped })
+        );
+    } else {
+        println!(
+            "{} {}: {} packages install together ({} added)",
+            t.name,
+            t.version,
+            res.packages.len(),
+            added.len()
+        );
+        for p in &added {
+            println!("  adds {p}");
+        }
+        for d in &dropped {
+            println!("  drops {d}");
+        }
+    }
+    Ok(())
 }
 
 fn from_scan(a: &FromScanArgs, json_out: bool) -> Result<()> {
