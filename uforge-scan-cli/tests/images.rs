@@ -15,27 +15,27 @@ use crate::live::{outside_tmp, Server};
 use crate::util::*;
 
 /// The token the fixtures' nginx page carries.
-const TOKEN: &str = "uforge-token-7f3a9c";
+pub(crate) const TOKEN: &str = "uforge-token-7f3a9c";
 
-fn uforge() -> Command {
+pub(crate) fn uforge() -> Command {
     Command::new(Path::new(env!("CARGO_BIN_EXE_uforge-scan")).with_file_name("uforge"))
 }
 
 /// Runs a command and returns its parsed JSON standard output.
-fn json_of(cmd: &mut Command) -> Value {
+pub(crate) fn json_of(cmd: &mut Command) -> Value {
     let out = run_ok(cmd);
     serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
 }
 
 /// Report, analysis and overlay of a fixture, made with the local tools, in `dir`.
-struct Scanned {
-    report: PathBuf,
-    analysis: PathBuf,
-    overlay: PathBuf,
+pub(crate) struct Scanned {
+    pub(crate) report: PathBuf,
+    pub(crate) analysis: PathBuf,
+    pub(crate) overlay: PathBuf,
 }
 
-fn scan_fixture(root: &Path, dir: &Path) -> Scanned {
+pub(crate) fn scan_fixture(root: &Path, dir: &Path) -> Scanned {
     let s = Scanned {
         report: dir.join("machine.report"),
         analysis: dir.join("analysis.json"),
@@ -137,38 +137,13 @@ fn qemu_info(image: &Path, format: &str) -> Value {
     )
 }
 
-/// How QEMU runs guests here: KVM when it really works, software emulation otherwise. A
-/// nested or restricted KVM can refuse the host CPU model at once; that is the probe.
+/// How QEMU runs guests: software emulation (TCG), unless `UFORGE_QEMU_ACCEL=kvm` asks for
+/// KVM. A nested KVM can start a guest and then hang it once the kernel runs, which no quick
+/// probe tells apart from a working one, so KVM is used only where it is known to work.
 fn accel() -> Vec<&'static str> {
-    static ACCEL: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    let kvm = *ACCEL.get_or_init(|| {
-        if std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open("/dev/kvm")
-            .is_err()
-        {
-            return false;
-        }
-        let mut child = Command::new("qemu-system-x86_64")
-            .args([
-                "-accel", "kvm", "-cpu", "host", "-m", "64", "-display", "none",
-            ])
-            .args(["-nodefaults", "-no-reboot"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        std::thread::sleep(Duration::from_secs(3));
-        let alive = child.try_wait().unwrap().is_none();
-        let _ = child.kill();
-        let _ = child.wait();
-        alive
-    });
-    if kvm {
-        vec!["-accel", "kvm", "-cpu", "host"]
-    } else {
-        vec!["-accel", "tcg"]
+    match std::env::var("UFORGE_QEMU_ACCEL").as_deref() {
+        Ok("kvm") => vec!["-accel", "kvm", "-cpu", "host"],
+        _ => vec!["-accel", "tcg"],
     }
 }
 
@@ -182,7 +157,7 @@ fn free_port() -> u16 {
 }
 
 /// `GET path` on loopback `port`: the body of a 200 answer.
-fn http_get(port: u16, path: &str) -> Option<String> {
+pub(crate) fn http_get(port: u16, path: &str) -> Option<String> {
     let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
     write!(s, "GET {path} HTTP/1.0\r\nHost: web01\r\n\r\n").ok()?;
@@ -193,10 +168,10 @@ fn http_get(port: u16, path: &str) -> Option<String> {
 }
 
 /// A virtual machine booted from an image's own disk, stopped when dropped.
-struct Vm {
+pub(crate) struct Vm {
     child: Child,
     serial: PathBuf,
-    port: u16,
+    pub(crate) port: u16,
 }
 
 impl Drop for Vm {
@@ -211,6 +186,19 @@ impl Vm {
     /// (192.0.2.0/24, gateway .1) so its static address works, and the guest's port 80 at
     /// 192.0.2.10 forwarded to a loopback port.
     fn boot(image: &Path, format: &str, uefi: bool, dir: &Path) -> Vm {
+        Vm::start(image, format, uefi, dir, true, "192.0.2.10")
+    }
+
+    /// Boots `image` like [`Vm::boot`], with the page of the guest at `address` forwarded;
+    /// without `snapshot` what the guest writes stays on the image.
+    pub(crate) fn start(
+        image: &Path,
+        format: &str,
+        uefi: bool,
+        dir: &Path,
+        snapshot: bool,
+        address: &str,
+    ) -> Vm {
         let port = free_port();
         let serial = dir.join(format!("serial-{port}.log"));
         let mut c = Command::new("qemu-system-x86_64");
@@ -220,13 +208,14 @@ impl Vm {
             .arg(format!("file:{}", serial.display()))
             .arg("-drive")
             .arg(format!(
-                "file={},format={format},if=virtio,snapshot=on",
-                image.display()
+                "file={},format={format},if=virtio,snapshot={}",
+                image.display(),
+                if snapshot { "on" } else { "off" }
             ))
             .arg("-netdev")
             .arg(format!(
                 "user,id=n0,net=192.0.2.0/24,host=192.0.2.1,dns=192.0.2.53,\
-                 hostfwd=tcp:127.0.0.1:{port}-192.0.2.10:80"
+                 hostfwd=tcp:127.0.0.1:{port}-{address}:80"
             ))
             .args(["-device", "virtio-net-pci,netdev=n0"]);
         if uefi {
@@ -252,13 +241,13 @@ impl Vm {
         }
     }
 
-    fn serial(&self) -> String {
+    pub(crate) fn serial(&self) -> String {
         String::from_utf8_lossy(&std::fs::read(&self.serial).unwrap_or_default()).into_owned()
     }
 
     /// Waits until the guest serves its page and the custom unit has written its whole status
     /// page, and returns both.
-    fn wait_served(&mut self) -> (String, String) {
+    pub(crate) fn wait_served(&mut self) -> (String, String) {
         let deadline = Instant::now() + Duration::from_secs(600);
         while Instant::now() < deadline {
             if let Some(status) = self.child.try_wait().unwrap() {

@@ -5,4 +5,5 @@ mod analysis;
 mod images;
 mod live;
 mod scan;
+mod templates;
 mod util;

@@ -13,6 +13,7 @@ use super::tune::{self, TuneSpec};
 use super::{Format, NetworkPolicy, Staged, Target, TuningLog};
 use crate::blobstore::BlobStore;
 use crate::model::FileKind;
+use crate::model::ReportHeader;
 use crate::progress::Progress;
 use crate::repo::Sources;
 use crate::report::ReportReader;
@@ -80,33 +81,18 @@ pub fn phase_step(phase: &str) -> Option<usize> {
 /// On error nothing is left at `spec.output` (nor at its `.partial` name) and the work
 /// directory's mounts and loop devices are released.
 pub fn build(spec: &BuildSpec<'_>, progress: &dyn Progress) -> Result<BuildResult> {
-    let target = spec.target.unwrap_or(spec.format.default_target());
-    if spec.format.is_disk() && target.is_container() {
-        return Err(Error::Invalid(format!(
-            "the container target needs a container format (oci, docker-archive, tar.gz), not {}",
-            spec.format
-        )));
-    }
-    for (f, _) in &spec.extra_outputs {
-        if f.is_disk() != spec.format.is_disk() {
-            return Err(Error::Invalid(format!(
-                "{} and {f} images need separate builds: one is a disk, the other a tree",
-                spec.format
-            )));
-        }
-    }
-    let partial = partial_path(spec.output);
-    let res = build_inner(spec, target, &partial, progress);
-    if res.is_err() {
-        let _ = std::fs::remove_file(&partial);
-        for (_, out) in &spec.extra_outputs {
-            let _ = std::fs::remove_file(partial_path(out));
-            let _ = std::fs::remove_file(out);
-        }
-    }
-    let _ = std::fs::remove_dir_all(spec.work_dir.join("root"));
-    let _ = std::fs::remove_file(spec.work_dir.join("disk.raw"));
-    res
+    build_with(
+        &mut FromScan { spec },
+        &Output {
+            format: spec.format,
+            target: spec.target,
+            network: spec.network,
+            work_dir: spec.work_dir,
+            output: spec.output,
+            extra_outputs: spec.extra_outputs.clone(),
+        },
+        progress,
+    )
 }
 
 /// Where an output is written before it is complete.
@@ -116,32 +102,188 @@ pub fn partial_path(output: &Path) -> PathBuf {
     PathBuf::from(s)
 }
 
+/// What the tuning and the writers need to know of the machine a build makes.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    /// The machine: facts and package list, as a scan of it would have them.
+    pub header: ReportHeader,
+    /// Bytes of file content the root will hold, to size the disk.
+    pub content: u64,
+    /// The repositories the packages come from (flat local ones included), for the tuning's
+    /// own installs.
+    pub sources: Sources,
+    /// Kernel parameters added to the image's command line.
+    pub kernel_params: Vec<String>,
+}
+
+/// How a build fills a fresh root: the pluggable step between making the disk and tuning it.
+/// A scan's packages made equal to the scanned machine by its overlay (black box, [`build`]),
+/// or a template's packages, My Software and install profile (white box,
+/// [`crate::template::generate`]).
+pub trait Populate {
+    /// Checks what the root will be made from, before anything is written (phase `check`).
+    fn check(&mut self, progress: &dyn Progress) -> Result<Prepared>;
+    /// Fills `root` (empty, or a new filesystem) using `work` as scratch space (phases
+    /// `install` and `reconcile`).
+    fn populate(
+        &mut self,
+        prepared: &Prepared,
+        root: &Path,
+        work: &Path,
+        progress: &dyn Progress,
+    ) -> Result<ReconcileStats>;
+}
+
+/// Where and how a build writes its image, whatever fills its root.
+#[derive(Debug, Clone)]
+pub struct Output<'a> {
+    /// Output format.
+    pub format: Format,
+    /// Target platform (None: the format's default).
+    pub target: Option<Target>,
+    /// Network policy.
+    pub network: NetworkPolicy,
+    /// Scratch directory for the build (needs room for the whole image); created if missing.
+    pub work_dir: &'a Path,
+    /// The image file, written as `OUTPUT.partial` and renamed when complete.
+    pub output: &'a Path,
+    /// More images of the same kind (disk or tree) written from the same build.
+    pub extra_outputs: Vec<(Format, PathBuf)>,
+}
+
+/// The overlay of a scan on its installed packages: the black-box [`Populate`].
+struct FromScan<'a> {
+    spec: &'a BuildSpec<'a>,
+}
+
+impl Populate for FromScan<'_> {
+    fn check(&mut self, progress: &dyn Progress) -> Result<Prepared> {
+        let spec = self.spec;
+        let mut reader = ReportReader::open(spec.report)?;
+        let header = reader.header().clone();
+        let mut content = 0u64;
+        while let Some(e) = reader.next_file()? {
+            if e.kind == FileKind::File {
+                content += e.size;
+            }
+        }
+        drop(reader);
+        header.machine.os.version_codename.as_ref().ok_or_else(|| {
+            Error::Invalid("the scan does not name its release (VERSION_CODENAME)".into())
+        })?;
+        // Only the repositories of the scan's release: installing another release's packages
+        // would half upgrade the machine.
+        let (release_sources, repos) = spec.sources.for_release(&header, progress)?;
+        install::check_available(&header.packages, &repos)?;
+        Ok(Prepared {
+            header,
+            content,
+            sources: release_sources,
+            kernel_params: Vec::new(),
+        })
+    }
+
+    fn populate(
+        &mut self,
+        prepared: &Prepared,
+        root: &Path,
+        work: &Path,
+        progress: &dyn Progress,
+    ) -> Result<ReconcileStats> {
+        let suite = prepared
+            .header
+            .machine
+            .os
+            .version_codename
+            .clone()
+            .unwrap_or_default();
+        install::install(
+            &InstallSpec {
+                packages: &prepared.header.packages,
+                suite: &suite,
+                sources: &prepared.sources,
+                root,
+            },
+            progress,
+        )?;
+        let stats = reconcile::reconcile(root, self.spec.report, self.spec.blobs, work, progress)?;
+        let lost: Vec<String> = stats
+            .unrestorable
+            .iter()
+            .filter(|(_, why)| !why.starts_with("sockets"))
+            .map(|(p, why)| format!("{p}: {why}"))
+            .collect();
+        if !lost.is_empty() {
+            return Err(unrestorable(&lost));
+        }
+        Ok(stats)
+    }
+}
+
+/// The error of entries that could not be made as asked, the first ten named.
+pub(crate) fn unrestorable(lost: &[String]) -> Error {
+    let shown: Vec<&str> = lost.iter().take(10).map(String::as_str).collect();
+    Error::Invalid(format!(
+        "{} entries cannot be rebuilt: {}{}",
+        lost.len(),
+        shown.join("; "),
+        if lost.len() > shown.len() {
+            "; …"
+        } else {
+            ""
+        }
+    ))
+}
+
+/// Builds an image whose root `populate` fills, written as `out` says: the steps every build
+/// shares (disk, tuning, writers). On error nothing is left at the outputs (nor at their
+/// `.partial` names) and the work directory's mounts and loop devices are released.
+pub fn build_with(
+    populate: &mut dyn Populate,
+    out: &Output<'_>,
+    progress: &dyn Progress,
+) -> Result<BuildResult> {
+    let target = out.target.unwrap_or(out.format.default_target());
+    if out.format.is_disk() && target.is_container() {
+        return Err(Error::Invalid(format!(
+            "the container target needs a container format (oci, docker-archive, tar.gz), not {}",
+            out.format
+        )));
+    }
+    for (f, _) in &out.extra_outputs {
+        if f.is_disk() != out.format.is_disk() {
+            return Err(Error::Invalid(format!(
+                "{} and {f} images need separate builds: one is a disk, the other a tree",
+                out.format
+            )));
+        }
+    }
+    let partial = partial_path(out.output);
+    let res = build_inner(populate, out, target, &partial, progress);
+    if res.is_err() {
+        let _ = std::fs::remove_file(&partial);
+        for (_, o) in &out.extra_outputs {
+            let _ = std::fs::remove_file(partial_path(o));
+            let _ = std::fs::remove_file(o);
+        }
+    }
+    let _ = std::fs::remove_dir_all(out.work_dir.join("root"));
+    let _ = std::fs::remove_file(out.work_dir.join("disk.raw"));
+    res
+}
+
 fn build_inner(
-    spec: &BuildSpec<'_>,
+    populate: &mut dyn Populate,
+    spec: &Output<'_>,
     target: Target,
     partial: &Path,
     progress: &dyn Progress,
 ) -> Result<BuildResult> {
-    let mut reader = ReportReader::open(spec.report)?;
-    let header = reader.header().clone();
-    let mut content = 0u64;
-    while let Some(e) = reader.next_file()? {
-        if e.kind == FileKind::File {
-            content += e.size;
-        }
-    }
-    drop(reader);
-    let suite = header.machine.os.version_codename.clone().ok_or_else(|| {
-        Error::Invalid("the scan does not name its release (VERSION_CODENAME)".into())
-    })?;
-
     progress.phase(PHASES[0], None);
-    // Only the repositories of the scan's release: installing another release's packages
-    // would half upgrade the machine.
-    let (release_sources, repos) = spec.sources.for_release(&header, progress)?;
-    install::check_available(&header.packages, &repos)?;
-    drop(repos);
+    let prepared = populate.check(progress)?;
     progress.finish();
+    let header = &prepared.header;
+    let content = prepared.content;
 
     std::fs::create_dir_all(spec.work_dir).map_err(|e| Error::io("create", spec.work_dir, e))?;
     // The files, what tuning adds (kernel, bootloader, agents) and, for trees, the archive.
@@ -164,48 +306,20 @@ fn build_inner(
         None
     };
 
-    install::install(
-        &InstallSpec {
-            packages: &header.packages,
-            suite: &suite,
-            sources: &release_sources,
-            root: &root,
-        },
-        progress,
-    )?;
+    let stats = populate.populate(&prepared, &root, spec.work_dir, progress)?;
 
-    let stats = reconcile::reconcile(&root, spec.report, spec.blobs, spec.work_dir, progress)?;
-    let lost: Vec<String> = stats
-        .unrestorable
-        .iter()
-        .filter(|(_, why)| !why.starts_with("sockets"))
-        .map(|(p, why)| format!("{p}: {why}"))
-        .collect();
-    if !lost.is_empty() {
-        let shown: Vec<&str> = lost.iter().take(10).map(String::as_str).collect();
-        return Err(Error::Invalid(format!(
-            "{} scanned entries cannot be rebuilt: {}{}",
-            lost.len(),
-            shown.join("; "),
-            if lost.len() > shown.len() {
-                "; …"
-            } else {
-                ""
-            }
-        )));
-    }
-
-    let sources = install::lines(&release_sources);
+    let sources = install::lines(&prepared.sources);
     let log = tune::tune(
         &TuneSpec {
             root: &root,
-            header: &header,
+            header,
             format: spec.format,
             target,
             network: spec.network,
             sources: &sources,
-            keyring: spec.sources.keyring.as_deref(),
+            keyring: prepared.sources.keyring.as_deref(),
             work: spec.work_dir,
+            kernel_params: &prepared.kernel_params,
         },
         disk.as_mut(),
         progress,

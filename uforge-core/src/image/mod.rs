@@ -34,7 +34,10 @@ use serde::{Deserialize, Serialize};
 use crate::model::Machine;
 use crate::{Error, Result};
 
-pub use build::{build, check_space, phase_step, BuildResult, BuildSpec, PHASES};
+pub use build::{
+    build, build_with, check_space, phase_step, BuildResult, BuildSpec, Output, Populate, Prepared,
+    PHASES,
+};
 pub use from_overlay::build_from_overlay;
 pub use tuning_log::{TuningChange, TuningLog, TuningStep};
 

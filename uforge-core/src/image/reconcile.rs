@@ -159,6 +159,56 @@ pub fn reconcile(
     Ok(r.stats)
 }
 
+/// Puts `entries` into `root` as they say, replacing what is at their paths (a directory
+/// stays and gets its metadata): the files of a template's My Software, which go on top of
+/// what the packages installed. Parents come before their children in `entries` (path
+/// order). Like [`reconcile`], every change goes through a [`RootDir`] that refuses links,
+/// so an entry below a symlink or a `..` is an error naming it.
+pub fn place(
+    root: &Path,
+    entries: impl IntoIterator<Item = FileEntry>,
+    blobs: &dyn BlobStore,
+) -> Result<ReconcileStats> {
+    let mut r = Reconciler {
+        root: RootDir::open(root, Links::Refuse)?,
+        blobs,
+        stats: ReconcileStats::default(),
+        dirs: Vec::new(),
+        removed_dir: None,
+    };
+    for e in entries {
+        let have = match r.root.lstat(&e.path) {
+            Ok(m) => Some(m),
+            Err(err) if fsroot::not_found(&err) => None,
+            Err(err) => return Err(err),
+        };
+        match have {
+            Some(m) if m.is_dir() && e.kind == FileKind::Dir => {
+                let res = r.metadata(&e, None).map_err(Failure::from);
+                if r.settle(&e, res)? {
+                    r.stats.metadata += 1;
+                }
+            }
+            Some(m) => {
+                let gone = if m.is_dir() {
+                    r.root.remove_dir_all(&e.path)
+                } else {
+                    r.root.remove_file(&e.path)
+                };
+                gone?;
+                r.create(&e)?;
+            }
+            None => r.create(&e)?,
+        }
+    }
+    for e in r.dirs.iter().rev() {
+        if let Ok(node) = r.root.node(&e.path) {
+            let _ = node.set_times(e.mtime, i64::from(e.mtime_nsec));
+        }
+    }
+    Ok(r.stats)
+}
+
 struct Reconciler<'a> {
     root: RootDir,
     blobs: &'a dyn BlobStore,

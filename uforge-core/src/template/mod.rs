@@ -19,16 +19,18 @@
 //! [`import`] makes a template from a scan (report, analysis and the overlay's blobs);
 //! [`solve`] checks that its packages can be installed together from its repositories.
 //!
-//! Generating an image from a template (the next step; not in this module yet) is meant as
-//! the build of a scan with a different input: resolve ([`solve::check`] gives the exact
-//! package set) -> install -> My Software (files, `ospkgs`, scripts, `removed`) -> install
-//! profile and tuning -> write. Boot scripts are to be installed with a systemd unit that runs
-//! the first-boot ones once per machine and the every-boot ones at each boot, in
-//! [`BootScript::run_order`], as root, after My Software is in place.
+//! [`generate`] makes an image from a template through the image build of scans, with the
+//! template filling the root: resolve ([`solve::check`] gives the exact package set) ->
+//! install -> My Software (files, `ospkgs`, scripts, `removed`) -> install profile -> boot
+//! scripts (a systemd unit runs the first-boot ones once per machine and the every-boot ones
+//! at each boot, in [`BootScript::run_order`], as root, after My Software is in place) ->
+//! tuning -> write.
 
+mod apply;
 mod boot;
 pub mod file;
 mod forms;
+pub mod generate;
 pub mod import;
 mod install;
 mod os;
@@ -40,6 +42,7 @@ mod tests;
 
 use serde::{Deserialize, Serialize};
 
+pub use apply::{BOOT_DIR, BOOT_UNIT, FIRSTBOOT_MARK};
 pub use boot::{BootScript, Frequency};
 pub use install::{
     Disk, DiskPartition, GroupSpec, InstallProfile, Keyboard, NetInterface, RootLogin,

@@ -71,10 +71,10 @@ pub struct VerifyArgs {
 }
 
 /// Prints each build phase with the time it started, on stderr: a build takes minutes.
-struct PhaseLog {
-    start: std::time::Instant,
-    quiet: bool,
-    last: std::sync::Mutex<String>,
+pub(super) struct PhaseLog {
+    pub(super) start: std::time::Instant,
+    pub(super) quiet: bool,
+    pub(super) last: std::sync::Mutex<String>,
 }
 
 impl uforge_core::progress::Progress for PhaseLog {
@@ -89,7 +89,7 @@ impl uforge_core::progress::Progress for PhaseLog {
 }
 
 /// Removes a scratch directory when the command ends, however it ends.
-struct Scratch(PathBuf);
+pub(super) struct Scratch(pub(super) PathBuf);
 
 impl Drop for Scratch {
     fn drop(&mut self) {
@@ -98,7 +98,7 @@ impl Drop for Scratch {
 }
 
 /// A fresh scratch directory: `given`, or a hidden one beside `near`.
-fn scratch(given: Option<&Path>, near: &Path, tag: &str) -> Result<Scratch> {
+pub(super) fn scratch(given: Option<&Path>, near: &Path, tag: &str) -> Result<Scratch> {
     let dir = match given {
         Some(d) => d.join(format!("uforge-{tag}-{}", std::process::id())),
         None => {

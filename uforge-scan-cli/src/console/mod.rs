@@ -5,6 +5,7 @@
 mod image;
 mod image_local;
 mod tables;
+mod template_local;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -45,6 +46,9 @@ enum Command {
     /// Machine images built from scans.
     #[command(subcommand)]
     Image(image::ImageCmd),
+    /// Appliance templates (white-box migration).
+    #[command(subcommand)]
+    Template(template_local::LocalCmd),
 }
 
 #[derive(Debug, Subcommand)]
@@ -120,6 +124,7 @@ fn run(cli: Cli) -> Result<()> {
     let command = match cli.command {
         // Image subcommands include local ones that need no server.
         Command::Image(cmd) => return image::run(cmd, &cli.connect, cli.json),
+        Command::Template(cmd) => return template_local::run(cmd, cli.json),
         other => other,
     };
     let client = cli.connect.client()?;
@@ -156,7 +161,7 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Machine(MachineCmd::List) => emit(json, &client.machines()?, tables::machines),
         Command::Package(PackageCmd::List) => emit(json, &client.packages()?, tables::packages),
-        Command::Image(_) => unreachable!("handled above"),
+        Command::Image(_) | Command::Template(_) => unreachable!("handled above"),
     }
 }
 

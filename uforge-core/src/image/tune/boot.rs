@@ -91,13 +91,24 @@ pub fn missing_drivers(root: &Path, kernel: &str, wanted: &[&str]) -> Result<Opt
 /// kernel interface names, which the network tuning relies on.
 pub const CMDLINE: &str = "console=tty0 console=ttyS0,115200n8 net.ifnames=0 biosdevname=0";
 
+/// The command line: [`CMDLINE`] and the parameters a template adds.
+pub fn cmdline(extra: &[String]) -> String {
+    let mut s = CMDLINE.to_string();
+    for p in extra {
+        s.push(' ');
+        s.push_str(p);
+    }
+    s
+}
+
 /// `/etc/default/grub.d` drop-in, so that `update-grub` on the migrated machine keeps the
-/// same command line.
-pub fn grub_defaults() -> String {
+/// same command line (with `extra` parameters after [`CMDLINE`]).
+pub fn grub_defaults(extra: &[String]) -> String {
+    let cmdline = cmdline(extra);
     format!(
         "# Set when the machine was migrated: serial console and interface names that do not\n\
          # depend on the new hardware.\n\
-         GRUB_CMDLINE_LINUX=\"$GRUB_CMDLINE_LINUX {CMDLINE}\"\n\
+         GRUB_CMDLINE_LINUX=\"$GRUB_CMDLINE_LINUX {cmdline}\"\n\
          GRUB_TERMINAL=\"console serial\"\n\
          GRUB_SERIAL_COMMAND=\"serial --unit=0 --speed=115200\"\n\
          GRUB_TIMEOUT=1\n"
@@ -107,7 +118,8 @@ pub fn grub_defaults() -> String {
 /// A GRUB configuration that boots `kernels` (newest first) from the filesystem `root_uuid`.
 /// Written directly rather than by `grub-mkconfig`, which probes the build host's devices;
 /// `update-grub` on the migrated machine regenerates the standard one.
-pub fn grub_cfg(kernels: &[String], root_uuid: &str, os_name: &str) -> String {
+pub fn grub_cfg(kernels: &[String], root_uuid: &str, os_name: &str, extra: &[String]) -> String {
+    let cmdline = cmdline(extra);
     let mut s = format!(
         "# Written when the machine was migrated; `update-grub` replaces it.\n\
          set default=0\nset timeout=1\n\
@@ -118,7 +130,7 @@ pub fn grub_cfg(kernels: &[String], root_uuid: &str, os_name: &str) -> String {
     for k in kernels {
         s.push_str(&format!(
             "menuentry '{os_name}, with Linux {k}' {{\n\
-             \tlinux /boot/vmlinuz-{k} root=UUID={root_uuid} ro {CMDLINE}\n\
+             \tlinux /boot/vmlinuz-{k} root=UUID={root_uuid} ro {cmdline}\n\
              \tinitrd /boot/initrd.img-{k}\n}}\n"
         ));
     }
@@ -202,7 +214,9 @@ mod tests {
             &["6.1.0-28-amd64".into()],
             "1234-uuid",
             "Debian GNU/Linux 12",
+            &["quiet".into()],
         );
+        assert!(c.contains("biosdevname=0 quiet\n"), "{c}");
         assert!(c.contains("search --no-floppy --fs-uuid --set=root 1234-uuid"));
         assert!(
             c.contains("linux /boot/vmlinuz-6.1.0-28-amd64 root=UUID=1234-uuid ro console=tty0")

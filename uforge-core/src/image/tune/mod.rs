@@ -45,6 +45,8 @@ pub struct TuneSpec<'a> {
     pub keyring: Option<&'a Path>,
     /// Scratch directory.
     pub work: &'a Path,
+    /// Kernel parameters added to [`boot::CMDLINE`] (a template's).
+    pub kernel_params: &'a [String],
 }
 
 /// Tunes `spec.root`. `disk` is the disk the root is on, for bootable formats.
@@ -403,11 +405,11 @@ impl Tuner<'_> {
                 "GRUB for BIOS (core image in the BIOS boot partition) and UEFI (removable \
                  path EFI/BOOT/BOOTX64.EFI on the EFI system partition), booting {} with `{}`",
                 kernels[0],
-                boot::CMDLINE
+                boot::cmdline(self.spec.kernel_params)
             ),
             |t| {
                 t.dir.create_dir_all(b"/etc/default/grub.d", 0o755)?;
-                let defaults = boot::grub_defaults();
+                let defaults = boot::grub_defaults(t.spec.kernel_params);
                 write_file(
                     &t.dir,
                     b"/etc/default/grub.d/50-uforge.cfg",
@@ -415,7 +417,7 @@ impl Tuner<'_> {
                     None,
                 )?;
                 t.dir.create_dir_all(b"/boot/grub", 0o755)?;
-                let cfg = boot::grub_cfg(&kernels, &root_uuid, &os);
+                let cfg = boot::grub_cfg(&kernels, &root_uuid, &os, t.spec.kernel_params);
                 write_file(&t.dir, b"/boot/grub/grub.cfg", cfg.as_bytes(), None)?;
                 // Images are made inside the root, with its own GRUB, in the /run tmpfs the
                 // chroot mounts (nothing is left in the root's files).

@@ -63,6 +63,7 @@ fn edits_follow_links_inside_the_root_only() {
         sources: &[],
         keyring: None,
         work: &work,
+        kernel_params: &[],
     };
     let mut t = tuner(&spec);
     t.step("fstab", String::new());
