@@ -4,6 +4,7 @@
 
 mod image;
 mod image_local;
+mod publish;
 mod tables;
 
 use std::io::Write;
@@ -45,6 +46,12 @@ enum Command {
     /// Machine images built from scans.
     #[command(subcommand)]
     Image(image::ImageCmd),
+    /// Where images are published: registries, S3 stores, directories, libvirt hosts.
+    #[command(subcommand)]
+    Target(publish::TargetCmd),
+    /// Images sent to targets (and machines started from them).
+    #[command(subcommand)]
+    Publication(publish::PublicationCmd),
 }
 
 #[derive(Debug, Subcommand)]
@@ -156,6 +163,8 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Machine(MachineCmd::List) => emit(json, &client.machines()?, tables::machines),
         Command::Package(PackageCmd::List) => emit(json, &client.packages()?, tables::packages),
+        Command::Target(cmd) => publish::target(cmd, &client, json),
+        Command::Publication(cmd) => publish::publication(cmd, &client, json),
         Command::Image(_) => unreachable!("handled above"),
     }
 }
