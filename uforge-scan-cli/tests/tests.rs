@@ -4,5 +4,6 @@
 mod analysis;
 mod images;
 mod live;
+mod publish;
 mod scan;
 mod util;
