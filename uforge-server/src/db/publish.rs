@@ -179,7 +179,7 @@ pub fn detach_image(c: &mut C, image: i64) -> QueryResult<()> {
 #[derive(Debug, Clone)]
 pub enum Retry {
     /// Queued again.
-    Queued(PublicationRow),
+    Queued(Box<PublicationRow>),
     /// Not failed: it is in this state.
     NotFailed(String),
     /// No such publication of the user.
@@ -205,7 +205,7 @@ pub fn retry_publication(c: &mut C, user: i64, id: i64) -> QueryResult<Retry> {
         ))
         .execute(c)?;
     if n > 0 {
-        return by_id(c, id).map(Retry::Queued);
+        return by_id(c, id).map(|r| Retry::Queued(Box::new(r)));
     }
     Ok(
         match mine()
@@ -374,12 +374,11 @@ pub fn running_publications(c: &mut C) -> QueryResult<Vec<PublicationRow>> {
         .load(c)
 }
 
-/// The file, format and digest of one of the user's done images: what a publication sends.
-pub fn image_file(
-    c: &mut C,
-    user: i64,
-    image: i64,
-) -> QueryResult<Option<(String, Option<String>, Option<String>, String)>> {
+/// An image's format, file name, SHA-256 and status.
+pub type ImageFile = (String, Option<String>, Option<String>, String);
+
+/// The file, format and digest of one of the user's images: what a publication sends.
+pub fn image_file(c: &mut C, user: i64, image: i64) -> QueryResult<Option<ImageFile>> {
     images::table
         .filter(images::user_id.eq(user).and(images::id.eq(image)))
         .select((images::format, images::file, images::sha256, images::status))
