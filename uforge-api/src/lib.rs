@@ -12,6 +12,7 @@ mod names;
 
 mod documents;
 mod images;
+mod publish;
 mod repos;
 mod scans;
 
@@ -20,6 +21,10 @@ pub use documents::{
     TuningChange, TuningLog, TuningStep,
 };
 pub use images::{Image, ImageProgress, ImageStatus, NewImage};
+pub use publish::{
+    Deployed, NewPublication, NewTarget, Publication, PublicationProgress, Target,
+    TargetCredentials,
+};
 pub use repos::{NewRepo, Package, Repo};
 pub use scans::{Machine, NewScan, OverlayResult, RecreatedRef, Scan, ScanStatus, ScanSummary};
 

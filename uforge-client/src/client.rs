@@ -14,8 +14,8 @@ use base64::Engine;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use uforge_api::{
-    Comparison, Health, Image, Machine, NewImage, NewRepo, NewScan, OverlayResult, Package, Repo,
-    Scan, TuningLog,
+    Comparison, Health, Image, Machine, NewImage, NewPublication, NewRepo, NewScan, NewTarget,
+    OverlayResult, Package, Publication, Repo, Scan, Target, TargetCredentials, TuningLog,
 };
 use uforge_core::analysis::Analysis;
 
@@ -332,6 +332,90 @@ impl Client {
     pub fn delete_image(&self, id: i64) -> Result<(), ClientError> {
         self.empty("DELETE", &format!("/images/{id}"))
     }
+
+    /// Adds a publish target; its credentials are sealed by the server and never returned.
+    pub fn add_target(&self, target: &NewTarget) -> Result<Target, ClientError> {
+        self.json("POST", "/targets", Self::body(target))
+    }
+
+    /// The user's targets, by name.
+    pub fn targets(&self) -> Result<Vec<Target>, ClientError> {
+        self.json("GET", "/targets", Body::None)
+    }
+
+    /// One target, by name or id.
+    pub fn target(&self, name: &str) -> Result<Target, ClientError> {
+        self.json("GET", &format!("/targets/{}", segment(name)), Body::None)
+    }
+
+    /// Replaces a target's credentials.
+    pub fn set_target_credentials(
+        &self,
+        name: &str,
+        credentials: &TargetCredentials,
+    ) -> Result<Target, ClientError> {
+        self.json(
+            "PUT",
+            &format!("/targets/{}/credentials", segment(name)),
+            Self::body(credentials),
+        )
+    }
+
+    /// Deletes a target (refused while publications to it are recorded).
+    pub fn delete_target(&self, name: &str) -> Result<(), ClientError> {
+        self.empty("DELETE", &format!("/targets/{}", segment(name)))
+    }
+
+    /// Queues the publication of a finished image (a deployment, with `start`, `memory` or
+    /// `cpus` on a libvirt target).
+    pub fn publish_image(
+        &self,
+        image: i64,
+        request: &NewPublication,
+    ) -> Result<Publication, ClientError> {
+        self.json(
+            "POST",
+            &format!("/images/{image}/publications"),
+            Self::body(request),
+        )
+    }
+
+    /// The user's publications, newest first, optionally those of one image.
+    pub fn publications(&self, image: Option<i64>) -> Result<Vec<Publication>, ClientError> {
+        match image {
+            Some(i) => self.json("GET", &format!("/publications?image={i}"), Body::None),
+            None => self.json("GET", "/publications", Body::None),
+        }
+    }
+
+    /// One publication: status, phase, bytes sent, error, location and digest.
+    pub fn publication(&self, id: i64) -> Result<Publication, ClientError> {
+        self.json("GET", &format!("/publications/{id}"), Body::None)
+    }
+
+    /// Queues a failed publication again; it resumes.
+    pub fn retry_publication(&self, id: i64) -> Result<Publication, ClientError> {
+        self.json("POST", &format!("/publications/{id}/retry"), Body::None)
+    }
+
+    /// Deletes a publication and what it pushed (the server answers 502 naming the target
+    /// if the target refuses).
+    pub fn delete_publication(&self, id: i64) -> Result<(), ClientError> {
+        self.empty("DELETE", &format!("/publications/{id}"))
+    }
+}
+
+/// A path segment: target names are a safe alphabet, but a name typed by a user may not be.
+fn segment(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 /// `PATH.partial`, beside `path`.

@@ -7,12 +7,13 @@
 
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
+use uforge_api::{NewPublication, NewTarget, TargetCredentials};
 use uforge_client::agent::{self, RunOptions};
 use uforge_client::{Credentials, TlsOptions};
 use uforge_core::scan::ScanOptions;
 
 use crate::analysis::Analysis;
-use crate::convert::{to_python, FsArg};
+use crate::convert::{from_python, to_python, FsArg};
 use crate::errors::client_to_py;
 use crate::overlay::stats_dict;
 use crate::progress::Callback;
@@ -240,6 +241,150 @@ impl Client {
         d.set_item("result", to_python(py, &summary.result)?)?;
         d.set_item("analysis", Analysis(summary.analysis))?;
         Ok(d)
+    }
+
+    /// Adds a publish target and returns it as `targets()` lists it: `{"id", "name",
+    /// "type", "url", "options", "description", "ca_pem_set", "credentials_set",
+    /// "formats", "provisions", "created_at"}`. `url` is `oci://HOST/NAMESPACE`,
+    /// `s3://BUCKET/PREFIX/`, `dir:///PATH` or `libvirt:///system`; `options` the URL kind's
+    /// options (`{"endpoint": ..., "region": ...}`); `credentials` a dict such as
+    /// `{"type": "password", "username": ..., "password": ...}` (types `token`,
+    /// `access-key`). The server seals the credentials and never returns them.
+    #[pyo3(signature = (name, url, *, options = None, credentials = None, ca_pem = None, kind = None))]
+    #[allow(clippy::too_many_arguments)]
+    fn add_target<'py>(
+        &self,
+        py: Python<'py>,
+        name: String,
+        url: String,
+        options: Option<std::collections::BTreeMap<String, String>>,
+        credentials: Option<Bound<'py, PyAny>>,
+        ca_pem: Option<String>,
+        kind: Option<String>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let credentials = match credentials {
+            Some(c) => from_python(py, &c)?,
+            None => TargetCredentials::None,
+        };
+        let new = NewTarget {
+            name,
+            kind,
+            url,
+            options: options.unwrap_or_default(),
+            ca_pem,
+            credentials,
+        };
+        let v = py
+            .detach(|| self.inner.add_target(&new))
+            .map_err(|e| client_to_py(py, e))?;
+        to_python(py, &v)
+    }
+
+    /// The user's targets, by name.
+    fn targets<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let v = py
+            .detach(|| self.inner.targets())
+            .map_err(|e| client_to_py(py, e))?;
+        to_python(py, &v)
+    }
+
+    /// One target, by name (or id, as a string).
+    fn target<'py>(&self, py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyAny>> {
+        let v = py
+            .detach(|| self.inner.target(name))
+            .map_err(|e| client_to_py(py, e))?;
+        to_python(py, &v)
+    }
+
+    /// Replaces a target's credentials (a dict, as for `add_target`).
+    fn set_target_credentials<'py>(
+        &self,
+        py: Python<'py>,
+        name: &str,
+        credentials: Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let c: TargetCredentials = from_python(py, &credentials)?;
+        let v = py
+            .detach(|| self.inner.set_target_credentials(name, &c))
+            .map_err(|e| client_to_py(py, e))?;
+        to_python(py, &v)
+    }
+
+    /// Deletes a target (refused while publications to it are recorded).
+    fn delete_target(&self, py: Python<'_>, name: &str) -> PyResult<()> {
+        py.detach(|| self.inner.delete_target(name))
+            .map_err(|e| client_to_py(py, e))
+    }
+
+    /// Queues the publication of a finished image to one of the user's targets and returns
+    /// the job: `{"id", "image", "target", "name", "deploy", "status", "phase",
+    /// "progress": {"bytes", "total_bytes", "percent"}, "error", "error_kind", "location",
+    /// "digest", "size", "sent", "instance", "created_at", "started_at", "finished_at"}`.
+    /// `tag` is a registry tag; `start`, `memory` (MiB), `cpus` and `firmware` deploy the
+    /// image on a libvirt target.
+    #[pyo3(signature = (image, target, *, name = None, tag = None, start = None, memory = None, cpus = None, firmware = None))]
+    #[allow(clippy::too_many_arguments)]
+    fn publish<'py>(
+        &self,
+        py: Python<'py>,
+        image: i64,
+        target: String,
+        name: Option<String>,
+        tag: Option<String>,
+        start: Option<bool>,
+        memory: Option<u64>,
+        cpus: Option<u32>,
+        firmware: Option<String>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let req = NewPublication {
+            target,
+            name,
+            tag,
+            start,
+            memory,
+            cpus,
+            firmware,
+        };
+        let v = py
+            .detach(|| self.inner.publish_image(image, &req))
+            .map_err(|e| client_to_py(py, e))?;
+        to_python(py, &v)
+    }
+
+    /// The user's publications, newest first, of one image when `image` is given.
+    #[pyo3(signature = (image = None))]
+    fn publications<'py>(
+        &self,
+        py: Python<'py>,
+        image: Option<i64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let v = py
+            .detach(|| self.inner.publications(image))
+            .map_err(|e| client_to_py(py, e))?;
+        to_python(py, &v)
+    }
+
+    /// One publication, as `publish` returns it.
+    fn publication<'py>(&self, py: Python<'py>, id: i64) -> PyResult<Bound<'py, PyAny>> {
+        let v = py
+            .detach(|| self.inner.publication(id))
+            .map_err(|e| client_to_py(py, e))?;
+        to_python(py, &v)
+    }
+
+    /// Queues a failed publication again; it resumes what was sent.
+    fn retry_publication<'py>(&self, py: Python<'py>, id: i64) -> PyResult<Bound<'py, PyAny>> {
+        let v = py
+            .detach(|| self.inner.retry_publication(id))
+            .map_err(|e| client_to_py(py, e))?;
+        to_python(py, &v)
+    }
+
+    /// Deletes a publication and what it pushed; ClientError with status 502, naming the
+    /// target, when the target refuses.
+    fn delete_publication(&self, py: Python<'_>, id: i64) -> PyResult<()> {
+        py.detach(|| self.inner.delete_publication(id))
+            .map_err(|e| client_to_py(py, e))
     }
 
     fn __repr__(&self) -> String {

@@ -83,3 +83,22 @@ pub fn to_python<'py>(py: Python<'py>, value: &impl Serialize) -> PyResult<Bound
         .map_err(|e| pyo3::exceptions::PyValueError::new_err(e.to_string()))?;
     LOADS.import(py, "json", "loads")?.call1((text,))
 }
+
+/// Plain Python data (a dict of str, int...) as a serde value, through its JSON form; a
+/// value of the wrong shape is a ValueError saying what was expected, quoting none of it
+/// (it may hold a credential).
+pub fn from_python<T: serde::de::DeserializeOwned>(
+    py: Python<'_>,
+    value: &Bound<'_, PyAny>,
+) -> PyResult<T> {
+    static DUMPS: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+    let text: String = DUMPS
+        .import(py, "json", "dumps")?
+        .call1((value,))?
+        .extract()?;
+    serde_json::from_str(&text).map_err(|e| {
+        let what = e.to_string();
+        // serde names the field or variant wanted, never the value given.
+        pyo3::exceptions::PyValueError::new_err(what)
+    })
+}

@@ -107,6 +107,25 @@ impl Server {
         text.split_whitespace().last().expect("a token").to_string()
     }
 
+    /// Creates an administrator and returns its token.
+    pub fn add_admin(&self, name: &str) -> String {
+        let mut cmd = Command::new(server_bin());
+        cmd.args(["user", "add", name, "--admin"])
+            .arg("--data-dir")
+            .arg(self.data.path());
+        if let Some(url) = &self.db {
+            cmd.arg("--database-url").arg(url);
+        }
+        let out = run_ok(&mut cmd);
+        let text = String::from_utf8(out.stdout).unwrap();
+        text.split_whitespace().last().expect("a token").to_string()
+    }
+
+    /// The server's data directory.
+    pub fn data_dir(&self) -> &Path {
+        self.data.path()
+    }
+
     /// `uforge` as `user`, with `--json`.
     pub fn client(&self, user: &str, token: &str, args: &[&str]) -> Result<Value, String> {
         let out =

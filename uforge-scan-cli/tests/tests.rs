@@ -4,6 +4,7 @@
 mod analysis;
 mod images;
 mod live;
+mod publish;
 mod scan;
 mod templates;
 mod util;

@@ -128,6 +128,9 @@ fn serve(args: &ServeArgs) -> Result<()> {
         tracing::info!(entries = made_private, "made stored data private");
     }
     let blobs = Arc::new(blobs);
+    let key = Arc::new(crate::sealing::SealingKey::load_or_create(
+        &data.secret_key(),
+    )?);
     let admin_exists = queries::user_by_name(&mut *db.get()?, ADMIN)?.is_some();
     let admin_token = if admin_exists {
         None
@@ -148,6 +151,7 @@ fn serve(args: &ServeArgs) -> Result<()> {
         data.clone(),
         blobs.clone(),
         cfg.keyring.clone(),
+        key.clone(),
         cfg.image_workers,
     )?);
     let served = runtime.block_on(async {
@@ -185,6 +189,7 @@ fn serve(args: &ServeArgs) -> Result<()> {
             keyring: cfg.keyring.clone(),
             busy: Mutex::new(Default::default()),
             recreating: tokio::sync::Mutex::new(()),
+            key,
             jobs: jobs.clone(),
         });
         server::serve(listener, identity.config, api::router(state)).await

@@ -10,6 +10,8 @@
 //! DIR/cache/                  repository indexes and .deb files
 //! DIR/images/ID/NAME.EXT      the image built by image job ID
 //! DIR/work/images/ID/         scratch space of image job ID while it builds
+//! DIR/work/publications/ID/   resume points of publication ID until it is done
+//! DIR/secret.key              the key sealing target credentials (back it up with the rest)
 //! ```
 //!
 //! Everything in it is private to the server's user: the blobs are scanned machines' files
@@ -41,6 +43,7 @@ impl DataDir {
             d.tls(),
             d.images(),
             d.image_work_root(),
+            d.publication_work_root(),
         ] {
             std::fs::create_dir_all(&p)
                 .with_context(|| format!("cannot create {}", p.display()))?;
@@ -155,6 +158,21 @@ impl DataDir {
     /// Scratch space of one image job while it builds.
     pub fn image_work(&self, id: i64) -> PathBuf {
         self.image_work_root().join(id.to_string())
+    }
+
+    /// Resume points of every publication.
+    pub fn publication_work_root(&self) -> PathBuf {
+        self.root.join("work").join("publications")
+    }
+
+    /// Resume points of one publication, kept across retries until it is done.
+    pub fn publication_work(&self, id: i64) -> PathBuf {
+        self.publication_work_root().join(id.to_string())
+    }
+
+    /// The key that seals target credentials.
+    pub fn secret_key(&self) -> PathBuf {
+        self.root.join("secret.key")
     }
 
     /// The generated TLS certificate and key.

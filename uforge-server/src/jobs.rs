@@ -29,9 +29,11 @@ use uforge_core::repo::Sources;
 use uforge_core::report::ReportReader;
 
 use crate::datadir::DataDir;
-use crate::db::models::Image;
+use crate::db::models::{Image, PublicationRow};
+use crate::db::publish as pubq;
 use crate::db::queries::{self, image_status, ImageProgress};
-use crate::db::{now, Db};
+use crate::db::{now, Conn, Db};
+use crate::sealing::SealingKey;
 
 /// How long an idle worker sleeps before looking for jobs queued by other processes (jobs
 /// queued by this one wake it at once).
@@ -125,8 +127,12 @@ struct Ctx {
     /// Keyring for repositories that name none.
     keyring: Option<PathBuf>,
     me: Identity,
+    /// Seals and opens target credentials.
+    key: Arc<SealingKey>,
     /// Jobs this process is building: id to worker value.
     running: Mutex<HashMap<i64, String>>,
+    /// Publications this process is sending: id to worker value.
+    publishing: Mutex<HashMap<i64, String>>,
     /// Bumped to wake idle workers.
     wake: Mutex<u64>,
     woken: Condvar,
@@ -144,12 +150,14 @@ pub struct Jobs {
 
 impl Jobs {
     /// Fails the jobs that dead processes left running, clears what they left on disk, and
-    /// starts `workers` worker threads (none with 0: this process then only queues jobs).
+    /// starts `workers` image worker threads and as many publication workers (none with 0:
+    /// this process then only queues jobs).
     pub fn start(
         db: Db,
         data: DataDir,
         blobs: Arc<LocalBlobStore>,
         keyring: Option<PathBuf>,
+        key: Arc<SealingKey>,
         workers: usize,
     ) -> Result<Jobs> {
         let ctx = Arc::new(Ctx {
@@ -157,8 +165,10 @@ impl Jobs {
             data,
             blobs,
             keyring,
+            key,
             me: Identity::current(),
             running: Mutex::new(HashMap::new()),
+            publishing: Mutex::new(HashMap::new()),
             wake: Mutex::new(0),
             woken: Condvar::new(),
             stop: AtomicBool::new(false),
@@ -173,12 +183,27 @@ impl Jobs {
             );
         }
         clear_leftovers(&ctx).context("cannot clear what earlier image jobs left")?;
+        let failed = reap_publications(&ctx, RESTARTED)
+            .context("cannot check the publication jobs left running")?;
+        if failed > 0 {
+            tracing::warn!(
+                jobs = failed,
+                "publication jobs left running by a stopped server marked failed"
+            );
+        }
         for n in 0..workers {
             let ctx = ctx.clone();
             std::thread::Builder::new()
                 .name(format!("image-worker-{n}"))
-                .spawn(move || worker_loop(&ctx, n))
+                .spawn(move || worker_loop(&ctx, n, Queue::Images))
                 .context("cannot start an image worker thread")?;
+        }
+        for n in workers..2 * workers {
+            let ctx = ctx.clone();
+            std::thread::Builder::new()
+                .name(format!("publish-worker-{n}"))
+                .spawn(move || worker_loop(&ctx, n, Queue::Publications))
+                .context("cannot start a publication worker thread")?;
         }
         Ok(Jobs { ctx, workers })
     }
@@ -223,7 +248,40 @@ impl Jobs {
                 Err(e) => tracing::error!(image = id, "cannot mark the image job failed: {e:#}"),
             }
         }
+        let publishing: Vec<(i64, String)> = self
+            .ctx
+            .publishing
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|(id, w)| (*id, w.clone()))
+            .collect();
+        for (id, worker) in publishing {
+            // What was sent stays at the target with its resume points: a retry resumes.
+            let failed = self.ctx.db.get().and_then(|mut c| {
+                Ok(pubq::fail_publication(
+                    &mut c,
+                    id,
+                    &worker,
+                    STOPPED,
+                    Some("interrupted"),
+                )?)
+            });
+            if let Err(e) = failed {
+                tracing::error!(
+                    publication = id,
+                    "cannot mark the publication failed: {e:#}"
+                );
+            }
+        }
     }
+}
+
+/// Which table a worker takes jobs from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Queue {
+    Images,
+    Publications,
 }
 
 /// Marks failed every running job whose process is gone: on this machine, a pid that no longer
@@ -232,40 +290,21 @@ impl Jobs {
 fn reap(ctx: &Ctx, dead_message: &str) -> Result<usize> {
     let mut c = ctx.db.get()?;
     let jobs = queries::running_images(&mut c)?;
-    let now = now();
     let mut failed = 0;
     for job in jobs {
         let worker = job.worker.clone().unwrap_or_default();
-        let owner = Identity::of_worker(&worker);
         let mine = ctx
             .running
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .contains_key(&job.id);
-        let dead = match &owner {
-            Some(o) if ctx.me.same_machine(o) => {
-                if o.pid == ctx.me.pid {
-                    !mine
-                } else {
-                    !process_exists(o.pid)
-                }
-            }
-            _ => false,
-        };
-        let silent = job
-            .heartbeat_at
-            .or(job.started_at)
-            .map(|t| (now - t).to_std().unwrap_or_default() > STALE)
-            .unwrap_or(true);
-        let message = if dead {
-            dead_message.to_string()
-        } else if silent && !mine {
-            format!(
-                "interrupted: the server running it ({worker}) stopped answering: no heartbeat \
-                 for more than {} s",
-                STALE.as_secs()
-            )
-        } else {
+        let Some(message) = verdict(
+            ctx,
+            &worker,
+            mine,
+            job.heartbeat_at.or(job.started_at),
+            dead_message,
+        ) else {
             continue;
         };
         // Only if the row still names the worker judged dead: a live process may have moved on.
@@ -276,6 +315,70 @@ fn reap(ctx: &Ctx, dead_message: &str) -> Result<usize> {
         }
     }
     Ok(failed)
+}
+
+/// The same for publications: their resume points stay, so that a retry resumes.
+fn reap_publications(ctx: &Ctx, dead_message: &str) -> Result<usize> {
+    let mut c = ctx.db.get()?;
+    let jobs = pubq::running_publications(&mut c)?;
+    let mut failed = 0;
+    for job in jobs {
+        let worker = job.worker.clone().unwrap_or_default();
+        let mine = ctx
+            .publishing
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains_key(&job.id);
+        let Some(message) = verdict(
+            ctx,
+            &worker,
+            mine,
+            job.heartbeat_at.or(job.started_at),
+            dead_message,
+        ) else {
+            continue;
+        };
+        if pubq::fail_publication(&mut c, job.id, &worker, &message, Some("interrupted"))? {
+            tracing::warn!(publication = job.id, worker, "{message}");
+            failed += 1;
+        }
+    }
+    Ok(failed)
+}
+
+/// Why a running job held by `worker` is to be failed, if it is: its process is gone, or it
+/// sent no heartbeat for [`STALE`]. `mine`: this process runs it.
+fn verdict(
+    ctx: &Ctx,
+    worker: &str,
+    mine: bool,
+    last_sign: Option<chrono::NaiveDateTime>,
+    dead_message: &str,
+) -> Option<String> {
+    let dead = match Identity::of_worker(worker) {
+        Some(o) if ctx.me.same_machine(&o) => {
+            if o.pid == ctx.me.pid {
+                !mine
+            } else {
+                !process_exists(o.pid)
+            }
+        }
+        _ => false,
+    };
+    let silent = last_sign
+        .map(|t| (now() - t).to_std().unwrap_or_default() > STALE)
+        .unwrap_or(true);
+    if dead {
+        Some(dead_message.to_string())
+    } else if silent && !mine {
+        Some(format!(
+            "interrupted: the server running it ({worker}) stopped answering: no heartbeat \
+             for more than {} s",
+            STALE.as_secs()
+        ))
+    } else {
+        None
+    }
 }
 
 /// Removes scratch directories of jobs no longer building, and image directories of jobs
@@ -336,21 +439,26 @@ fn remove_logged(dir: &Path) {
     }
 }
 
-fn worker_loop(ctx: &Arc<Ctx>, n: usize) {
+fn worker_loop(ctx: &Arc<Ctx>, n: usize, queue: Queue) {
     let worker = ctx.me.worker(n);
     let mut seen = *ctx.wake.lock().unwrap_or_else(|p| p.into_inner());
     while !ctx.stop.load(Ordering::SeqCst) {
-        let claimed = ctx
-            .db
-            .get()
-            .and_then(|mut c| Ok(queries::claim_image(&mut c, &worker)?));
-        match claimed {
-            Ok(Some(job)) => {
-                run_job(ctx, &worker, job);
-                continue;
-            }
-            Ok(None) => {}
-            Err(e) => tracing::error!(worker, "cannot look for image jobs: {e:#}"),
+        let ran = match queue {
+            Queue::Images => ctx
+                .db
+                .get()
+                .and_then(|mut c| Ok(queries::claim_image(&mut c, &worker)?))
+                .map(|job| job.map(|job| run_job(ctx, &worker, job)).is_some()),
+            Queue::Publications => ctx
+                .db
+                .get()
+                .and_then(|mut c| Ok(pubq::claim_publication(&mut c, &worker)?))
+                .map(|job| job.map(|job| run_publication(ctx, &worker, job)).is_some()),
+        };
+        match ran {
+            Ok(true) => continue,
+            Ok(false) => {}
+            Err(e) => tracing::error!(worker, "cannot look for jobs: {e:#}"),
         }
         reap_now_and_then(ctx);
         let g = ctx.wake.lock().unwrap_or_else(|p| p.into_inner());
@@ -379,6 +487,14 @@ fn reap_now_and_then(ctx: &Ctx) {
         Ok(0) => {}
         Ok(n) => tracing::warn!(jobs = n, "image jobs of stopped servers marked failed"),
         Err(e) => tracing::error!("cannot check for abandoned image jobs: {e:#}"),
+    }
+    match reap_publications(ctx, "interrupted: the server process running it ended") {
+        Ok(0) => {}
+        Ok(n) => tracing::warn!(
+            jobs = n,
+            "publication jobs of stopped servers marked failed"
+        ),
+        Err(e) => tracing::error!("cannot check for abandoned publication jobs: {e:#}"),
     }
 }
 
@@ -504,7 +620,15 @@ fn build_job(ctx: &Ctx, worker: &str, job: &Image) -> Result<Done, String> {
     let tracker = Tracker::default();
     let finished = (Mutex::new(false), Condvar::new());
     let built = std::thread::scope(|s| {
-        s.spawn(|| flush_progress(ctx, worker, id, &tracker, &finished));
+        s.spawn(|| {
+            flush_progress(
+                ctx,
+                id,
+                &tracker,
+                &finished,
+                &|c: &mut Conn, p: &ImageProgress| queries::record_image_progress(c, id, worker, p),
+            )
+        });
         let r = std::panic::catch_unwind(AssertUnwindSafe(|| {
             uforge_core::image::build(&spec, &tracker)
         }));
@@ -539,6 +663,137 @@ fn build_job(ctx: &Ctx, worker: &str, job: &Image) -> Result<Done, String> {
         sha256: result.sha256,
         tuning_log,
     })
+}
+
+/// Sends one claimed publication and records how it ended.
+fn run_publication(ctx: &Arc<Ctx>, worker: &str, job: PublicationRow) {
+    let id = job.id;
+    ctx.publishing
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(id, worker.to_string());
+    tracing::info!(
+        publication = id,
+        image = job.image_id,
+        target = job.target_id,
+        "publication started"
+    );
+    let outcome = publish_job(ctx, worker, &job);
+    let recorded = ctx.db.get().and_then(|mut c| {
+        Ok(match &outcome {
+            Ok(result) => pubq::finish_publication(&mut c, id, worker, result)?,
+            Err((message, kind)) => {
+                pubq::fail_publication(&mut c, id, worker, message, kind.as_deref())?
+            }
+        })
+    });
+    match (&outcome, recorded) {
+        (Ok(_), Ok(true)) => {
+            // Nothing left to resume.
+            remove_logged(&ctx.data.publication_work(id));
+            tracing::info!(publication = id, "publication done")
+        }
+        (Err((message, _)), Ok(true)) => {
+            tracing::warn!(publication = id, "publication failed: {message}")
+        }
+        (_, Ok(false)) => tracing::warn!(
+            publication = id,
+            "publication was failed elsewhere; its result is dropped"
+        ),
+        (_, Err(e)) => {
+            tracing::error!(
+                publication = id,
+                "cannot record the end of the publication: {e:#}"
+            )
+        }
+    }
+    ctx.publishing
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .remove(&id);
+}
+
+/// Publishes the image of a job to its target; the record's JSON, or the job's error text and
+/// the kind of failure.
+fn publish_job(
+    ctx: &Ctx,
+    worker: &str,
+    job: &PublicationRow,
+) -> Result<String, (String, Option<String>)> {
+    use uforge_core::publish::{self, DirCheckpoints, InstanceSpec, PublishRequest};
+    let plain = |m: String| (m, None);
+    let db_error = |e: anyhow::Error| plain(format!("{e:#}"));
+    let (target, image) = {
+        let mut c = ctx.db.get().map_err(db_error)?;
+        let target = pubq::target_by_id(&mut c, job.target_id)
+            .map_err(|e| plain(format!("database error: {e}")))?
+            .ok_or_else(|| plain("its target was deleted".into()))?;
+        let image_id = job
+            .image_id
+            .ok_or_else(|| plain("its image was deleted before it was sent".into()))?;
+        let image = pubq::image_file(&mut c, job.user_id, image_id)
+            .map_err(|e| plain(format!("database error: {e}")))?
+            .ok_or_else(|| plain(format!("image {image_id} no longer exists")))?;
+        (target, (image_id, image))
+    };
+    let (image_id, (format, file, sha256, status)) = image;
+    let stored = crate::publishing::open_target(&ctx.key, &target).map_err(plain)?;
+    let (Some(file), image_status::DONE) = (file, status.as_str()) else {
+        return Err(plain(format!("image {image_id} is {status}, not done")));
+    };
+    let format: Format = format.parse().map_err(|e| plain(chain(&e)))?;
+    let instance: Option<InstanceSpec> = match &job.instance {
+        Some(j) => {
+            Some(serde_json::from_str(j).map_err(|e| plain(format!("bad stored instance: {e}")))?)
+        }
+        None => None,
+    };
+    let path = ctx.data.image_dir(image_id).join(&file);
+    let checkpoints = DirCheckpoints::new(ctx.data.publication_work(job.id)).map_err(|e| {
+        plain(format!(
+            "cannot create {}: {e}",
+            ctx.data.publication_work(job.id).display()
+        ))
+    })?;
+    let mut request = PublishRequest::new(&path, format);
+    request.name = job.name.clone();
+    request.sha256 = sha256;
+    request.instance = instance;
+    request.checkpoints = &checkpoints;
+    request.cancel = Some(&ctx.stop);
+    request.retries = 2;
+
+    let tracker = Tracker::default();
+    let finished = (Mutex::new(false), Condvar::new());
+    let id = job.id;
+    let sent = std::thread::scope(|s| {
+        s.spawn(|| {
+            flush_progress(
+                ctx,
+                id,
+                &tracker,
+                &finished,
+                &|c: &mut Conn, p: &ImageProgress| pubq::record_progress(c, id, worker, p),
+            )
+        });
+        let r = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            publish::publish(&stored.spec, stored.credentials, &request, &tracker)
+        }));
+        *finished.0.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        finished.1.notify_all();
+        r
+    });
+    let publication = match sent {
+        Ok(Ok(p)) => p,
+        Ok(Err(e)) => {
+            return Err((
+                crate::publishing::error_text(&target.name, &e),
+                Some(e.kind.name().to_string()),
+            ))
+        }
+        Err(_) => return Err(plain(format!("target {}: publishing crashed", target.name))),
+    };
+    serde_json::to_string(&publication).map_err(|e| plain(format!("cannot encode: {e}")))
 }
 
 /// The image's file name: the scanned host name when it makes a safe file name, `scan-ID`
@@ -595,10 +850,10 @@ impl Progress for Tracker {
 /// every [`HEARTBEAT`], until `finished`; then once more, so the last phase is recorded.
 fn flush_progress(
     ctx: &Ctx,
-    worker: &str,
     id: i64,
     tracker: &Tracker,
     finished: &(Mutex<bool>, Condvar),
+    record: &(dyn Fn(&mut Conn, &ImageProgress) -> diesel::QueryResult<bool> + Sync),
 ) {
     let mut written: Option<ImageProgress> = None;
     let mut last_write = Instant::now();
@@ -613,18 +868,15 @@ fn flush_progress(
         };
         let snap = tracker.snapshot();
         if done || written.as_ref() != Some(&snap) || last_write.elapsed() >= HEARTBEAT {
-            let r = ctx
-                .db
-                .get()
-                .and_then(|mut c| Ok(queries::record_image_progress(&mut c, id, worker, &snap)?));
+            let r = ctx.db.get().and_then(|mut c| Ok(record(&mut c, &snap)?));
             match r {
                 Ok(true) => {}
                 Ok(false) => {
-                    tracing::warn!(image = id, "image job taken away while building");
+                    tracing::warn!(job = id, "job taken away while running");
                     return;
                 }
                 // Next time, then: a database hiccup is no reason to stop a build.
-                Err(e) => tracing::warn!(image = id, "cannot record progress: {e:#}"),
+                Err(e) => tracing::warn!(job = id, "cannot record progress: {e:#}"),
             }
             written = Some(snap);
             last_write = Instant::now();

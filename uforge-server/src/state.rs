@@ -29,6 +29,8 @@ pub struct AppState {
     pub busy: Mutex<HashSet<i64>>,
     /// Rebuilding packages rewrites a user's repository index: one rebuild at a time.
     pub recreating: tokio::sync::Mutex<()>,
+    /// Seals and opens target credentials.
+    pub key: Arc<crate::sealing::SealingKey>,
     /// The image workers, woken when a job is queued.
     pub jobs: Arc<crate::jobs::Jobs>,
 }

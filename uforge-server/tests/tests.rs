@@ -7,5 +7,6 @@ mod util;
 mod api;
 mod hardening;
 mod images;
+mod publish;
 mod releases;
 mod scans;

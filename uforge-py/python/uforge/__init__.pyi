@@ -624,6 +624,58 @@ class Client:
     def packages(self) -> list[dict[str, Any]]:
         """The packages the server recreated for the user:
         ``[{"name", "version", "arch", "file", "sha256", "scan"}]``."""
+    def add_target(
+        self,
+        name: str,
+        url: str,
+        *,
+        options: Optional[dict[str, str]] = None,
+        credentials: Optional[dict[str, Any]] = None,
+        ca_pem: Optional[str] = None,
+        kind: Optional[str] = None,
+    ) -> dict[str, Any]:
+        """Adds a publish target and returns it as ``targets()`` lists it: ``{"id", "name",
+        "type", "url", "options", "description", "ca_pem_set", "credentials_set", "formats",
+        "provisions", "created_at"}``. ``url`` is ``oci://HOST/NAMESPACE``,
+        ``s3://BUCKET/PREFIX/``, ``dir:///PATH`` or ``libvirt:///system``; ``options`` the
+        URL kind's options (``{"endpoint": ..., "region": ...}``); ``credentials`` a dict
+        such as ``{"type": "password", "username": ..., "password": ...}`` (types ``token``,
+        ``access-key``). The server seals the credentials and never returns them."""
+    def targets(self) -> list[dict[str, Any]]:
+        """The user's targets, by name."""
+    def target(self, name: str) -> dict[str, Any]:
+        """One target, by name (or id, as a string)."""
+    def set_target_credentials(self, name: str, credentials: dict[str, Any]) -> dict[str, Any]:
+        """Replaces a target's credentials (a dict, as for ``add_target``)."""
+    def delete_target(self, name: str) -> None:
+        """Deletes a target (refused while publications to it are recorded)."""
+    def publish(
+        self,
+        image: int,
+        target: str,
+        *,
+        name: Optional[str] = None,
+        tag: Optional[str] = None,
+        start: Optional[bool] = None,
+        memory: Optional[int] = None,
+        cpus: Optional[int] = None,
+        firmware: Optional[str] = None,
+    ) -> dict[str, Any]:
+        """Queues the publication of a finished image to one of the user's targets and
+        returns the job: ``{"id", "image", "target", "name", "deploy", "status", "phase",
+        "progress": {"bytes", "total_bytes", "percent"}, "error", "error_kind", "location",
+        "digest", "size", "sent", "instance", "created_at", "started_at", "finished_at"}``.
+        ``tag`` is a registry tag; ``start``, ``memory`` (MiB), ``cpus`` and ``firmware``
+        deploy the image on a libvirt target."""
+    def publications(self, image: Optional[int] = None) -> list[dict[str, Any]]:
+        """The user's publications, newest first, of one image when ``image`` is given."""
+    def publication(self, id: int) -> dict[str, Any]:
+        """One publication, as ``publish`` returns it."""
+    def retry_publication(self, id: int) -> dict[str, Any]:
+        """Queues a failed publication again; it resumes what was sent."""
+    def delete_publication(self, id: int) -> None:
+        """Deletes a publication and what it pushed; ClientError with status 502, naming the
+        target, when the target refuses."""
     def run(
         self,
         name: str,

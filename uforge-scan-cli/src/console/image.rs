@@ -80,6 +80,11 @@ pub enum ImageCmd {
         /// Image id.
         id: i64,
     },
+    /// Publish a server's image to one of your targets (`--target`), or a local image file
+    /// straight to a registry, S3 store, libvirt host or directory (`--to`, no server).
+    Publish(super::publish::PublishArgs),
+    /// Publish a server's image to a libvirt target and start a machine from it.
+    Deploy(super::publish::DeployArgs),
 }
 
 /// Runs an `image` subcommand; `json` prints JSON instead of tables.
@@ -88,6 +93,9 @@ pub fn run(cmd: ImageCmd, connect: &ConnectArgs, json: bool) -> Result<()> {
         // Local subcommands need no server.
         ImageCmd::Build(a) => super::image_local::build(&a, json),
         ImageCmd::Verify(a) => super::image_local::verify(&a, json),
+        // Local with --to, remote with --target.
+        ImageCmd::Publish(a) => super::publish::publish_cmd(a, connect, json),
+        ImageCmd::Deploy(a) => super::publish::deploy_cmd(a, connect, json),
         remote => run_remote(remote, connect, json),
     }
 }
@@ -95,8 +103,8 @@ pub fn run(cmd: ImageCmd, connect: &ConnectArgs, json: bool) -> Result<()> {
 fn run_remote(cmd: ImageCmd, connect: &ConnectArgs, json: bool) -> Result<()> {
     let client = connect.client()?;
     match cmd {
-        ImageCmd::Build(_) | ImageCmd::Verify(_) => {
-            anyhow::bail!("`image build` and `image verify` run locally")
+        ImageCmd::Build(_) | ImageCmd::Verify(_) | ImageCmd::Publish(_) | ImageCmd::Deploy(_) => {
+            anyhow::bail!("handled by run")
         }
         ImageCmd::Generate {
             scan,

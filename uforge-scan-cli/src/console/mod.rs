@@ -4,6 +4,7 @@
 
 mod image;
 mod image_local;
+mod publish;
 mod tables;
 mod template_local;
 
@@ -49,6 +50,12 @@ enum Command {
     /// Appliance templates (white-box migration).
     #[command(subcommand)]
     Template(template_local::LocalCmd),
+    /// Where images are published: registries, S3 stores, directories, libvirt hosts.
+    #[command(subcommand)]
+    Target(publish::TargetCmd),
+    /// Images sent to targets (and machines started from them).
+    #[command(subcommand)]
+    Publication(publish::PublicationCmd),
 }
 
 #[derive(Debug, Subcommand)]
@@ -161,6 +168,8 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Machine(MachineCmd::List) => emit(json, &client.machines()?, tables::machines),
         Command::Package(PackageCmd::List) => emit(json, &client.packages()?, tables::packages),
+        Command::Target(cmd) => publish::target(cmd, &client, json),
+        Command::Publication(cmd) => publish::publication(cmd, &client, json),
         Command::Image(_) | Command::Template(_) => unreachable!("handled above"),
     }
 }

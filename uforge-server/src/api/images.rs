@@ -282,7 +282,31 @@ pub(crate) async fn remove(
 ) -> ApiResult<StatusCode> {
     let id = parse_id(&id, "image")?;
     let uid = user.id;
-    match db(&state, move |c| queries::delete_image(c, uid, id)).await? {
+    // Checked before the row goes: a publication being sent needs the file. One queued
+    // between the check and the deletion fails, saying its image was deleted.
+    let sending = db(&state, move |c| {
+        crate::db::publish::active_publications_of_image(c, id)
+    })
+    .await?;
+    if !sending.is_empty() && load(&state, &user, &id.to_string()).await.is_ok() {
+        return Err(ApiError::conflict(format!(
+            "image {id} is being published (publications {}); delete it once they end",
+            sending
+                .iter()
+                .map(|i| i.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
+    match db(&state, move |c| {
+        let d = queries::delete_image(c, uid, id)?;
+        if d == ImageDeletion::Deleted {
+            crate::db::publish::detach_image(c, id)?;
+        }
+        Ok(d)
+    })
+    .await?
+    {
         ImageDeletion::Missing => Err(ApiError::not_found(format!("no image {id}"))),
         ImageDeletion::Running => Err(ApiError::conflict(format!(
             "image {id} is being built; delete it once it is done or failed"

@@ -5,8 +5,10 @@ mod health;
 mod images;
 mod openapi;
 mod packages;
+mod publications;
 mod repos;
 mod scans;
+mod targets;
 
 use std::time::Instant;
 
@@ -163,6 +165,36 @@ fn table() -> Vec<(Method, &'static str, MethodRouter<Shared>)> {
             get(images::tuning_log),
         ),
         (Method::GET, "/images/{id}/download", get(images::download)),
+        (
+            Method::POST,
+            "/images/{id}/publications",
+            post(publications::create),
+        ),
+        (Method::POST, "/targets", post(targets::create)),
+        (Method::GET, "/targets", get(targets::list)),
+        (Method::GET, "/targets/{target}", get(targets::get_one)),
+        (Method::DELETE, "/targets/{target}", delete(targets::remove)),
+        (
+            Method::PUT,
+            "/targets/{target}/credentials",
+            put(targets::set_credentials),
+        ),
+        (Method::GET, "/publications", get(publications::list)),
+        (
+            Method::GET,
+            "/publications/{id}",
+            get(publications::get_one),
+        ),
+        (
+            Method::DELETE,
+            "/publications/{id}",
+            delete(publications::remove),
+        ),
+        (
+            Method::POST,
+            "/publications/{id}/retry",
+            post(publications::retry),
+        ),
     ]
 }
 
@@ -206,9 +238,15 @@ fn body_limit(state: &AppState, method: &Method, path: &str) -> Option<u64> {
     let parts: Vec<&str> = under.trim_matches('/').split('/').collect();
     match (method, parts.as_slice()) {
         (&Method::POST, ["scans", _, "report"]) => Some(state.max_report_bytes),
-        (&Method::POST, ["scans"] | ["repos"] | ["scans", _, "images"]) => {
-            Some(MAX_JSON_BODY as u64)
-        }
+        (
+            &Method::POST,
+            ["scans"]
+            | ["repos"]
+            | ["targets"]
+            | ["scans", _, "images"]
+            | ["images", _, "publications"],
+        )
+        | (&Method::PUT, ["targets", _, "credentials"]) => Some(MAX_JSON_BODY as u64),
         _ => None,
     }
 }

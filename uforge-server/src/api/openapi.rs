@@ -9,7 +9,7 @@ use axum::response::IntoResponse;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::OpenApi;
 
-use super::{health, images, packages, repos, scans};
+use super::{health, images, packages, publications, repos, scans, targets};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -19,8 +19,8 @@ use super::{health, images, packages, repos, scans};
         description = "Migrate Linux machines: reports, analyses, overlays, recreated packages \
             and images. Every endpoint, this document included, needs a user's API token: \
             `Authorization: Bearer TOKEN`, or `Authorization: Basic base64(USER:TOKEN)`. A user \
-            sees only what they own: another user's repository, machine, scan, package or \
-            image gets 404. Errors are `{\"error\": \"...\"}`.",
+            sees only what they own: another user's repository, machine, scan, package, \
+            image, target or publication gets 404. Errors are `{\"error\": \"...\"}`.",
         license(name = "Apache-2.0", identifier = "Apache-2.0")
     ),
     servers((url = "/api/v1")),
@@ -31,7 +31,8 @@ use super::{health, images, packages, repos, scans};
         (name = "repos"),
         (name = "scans"),
         (name = "packages"),
-        (name = "images")
+        (name = "images"),
+        (name = "publishing")
     ),
     paths(
         health::health,
@@ -58,6 +59,16 @@ use super::{health, images, packages, repos, scans};
         images::download,
         packages::list,
         packages::download,
+        targets::create,
+        targets::list,
+        targets::get_one,
+        targets::set_credentials,
+        targets::remove,
+        publications::create,
+        publications::list,
+        publications::get_one,
+        publications::retry,
+        publications::remove,
     )
 )]
 struct ApiDoc;
@@ -123,6 +134,11 @@ mod tests {
             "Image",
             "OverlayResult",
             "AnalysisDocument",
+            "Target",
+            "NewTarget",
+            "TargetCredentials",
+            "Publication",
+            "NewPublication",
         ] {
             assert!(schemas[name].is_object(), "{name} missing");
         }

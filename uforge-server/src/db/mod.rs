@@ -2,6 +2,7 @@
 //! both (a diesel `MultiConnection`), a connection pool, and migrations run at start.
 
 pub mod models;
+pub mod publish;
 pub mod queries;
 pub mod schema;
 

@@ -7,7 +7,9 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
-use super::schema::{images, machines, recreated_packages, repos, scans, users};
+use super::schema::{
+    images, machines, publications, recreated_packages, repos, scans, targets, users,
+};
 
 /// A user.
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -240,6 +242,114 @@ pub struct NewImage<'a> {
     pub target: &'a str,
     /// Network policy.
     pub network: &'a str,
+    /// Initial status.
+    pub status: &'a str,
+    /// Creation time.
+    pub created_at: NaiveDateTime,
+}
+
+/// A publish target, with its sealed credentials.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = targets)]
+pub struct TargetRow {
+    /// Primary key.
+    pub id: i64,
+    /// Owner.
+    pub user_id: i64,
+    /// Name, unique per user.
+    pub name: String,
+    /// Kind.
+    pub kind: String,
+    /// Endpoint URL as given.
+    pub url: String,
+    /// Options as given, JSON.
+    pub options: String,
+    /// Target description, JSON.
+    pub spec: String,
+    /// Sealed credentials.
+    pub credentials: Option<Vec<u8>>,
+    /// Creation time.
+    pub created_at: NaiveDateTime,
+}
+
+/// A target to store.
+#[derive(Debug, Insertable)]
+#[diesel(table_name = targets)]
+pub struct NewTargetRow<'a> {
+    /// Owner.
+    pub user_id: i64,
+    /// Name.
+    pub name: &'a str,
+    /// Kind.
+    pub kind: &'a str,
+    /// Endpoint URL.
+    pub url: &'a str,
+    /// Options, JSON.
+    pub options: &'a str,
+    /// Description, JSON.
+    pub spec: &'a str,
+    /// Sealed credentials.
+    pub credentials: Option<&'a [u8]>,
+    /// Creation time.
+    pub created_at: NaiveDateTime,
+}
+
+/// A publication job.
+#[derive(Debug, Clone, Queryable, QueryableByName, Selectable)]
+#[diesel(table_name = publications)]
+pub struct PublicationRow {
+    /// Primary key.
+    pub id: i64,
+    /// Owner.
+    pub user_id: i64,
+    /// Image published.
+    pub image_id: Option<i64>,
+    /// Target.
+    pub target_id: i64,
+    /// Name at the target asked for.
+    pub name: Option<String>,
+    /// Machine to start, JSON.
+    pub instance: Option<String>,
+    /// `queued`, `running`, `done` or `failed`.
+    pub status: String,
+    /// Phase running or last reached.
+    pub phase: Option<String>,
+    /// Bytes sent in the phase.
+    pub progress_bytes: i64,
+    /// Bytes the phase will send.
+    pub progress_total: Option<i64>,
+    /// Why it failed.
+    pub error: Option<String>,
+    /// Kind of failure.
+    pub error_kind: Option<String>,
+    /// Publication record, JSON.
+    pub result: Option<String>,
+    /// Process running it.
+    pub worker: Option<String>,
+    /// Last sign of life of that process.
+    pub heartbeat_at: Option<NaiveDateTime>,
+    /// Creation time.
+    pub created_at: NaiveDateTime,
+    /// Claim time.
+    pub started_at: Option<NaiveDateTime>,
+    /// End time.
+    pub finished_at: Option<NaiveDateTime>,
+}
+
+/// A publication job to queue.
+#[derive(Debug, Insertable)]
+#[diesel(table_name = publications)]
+pub struct NewPublicationRow<'a> {
+    /// Owner.
+    pub user_id: i64,
+    /// Image.
+    pub image_id: Option<i64>,
+    /// Target.
+    pub target_id: i64,
+    /// Name at the target.
+    pub name: Option<&'a str>,
+    /// Machine to start, JSON.
+    pub instance: Option<&'a str>,
     /// Initial status.
     pub status: &'a str,
     /// Creation time.

@@ -144,8 +144,76 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// Publish targets of a user: where images go. Credentials are sealed with the server key.
+    targets (id) {
+        /// Primary key.
+        id -> BigInt,
+        /// Owner.
+        user_id -> BigInt,
+        /// Name, unique per user.
+        name -> Text,
+        /// Kind (`registry`, `s3`, `directory`, `libvirt`).
+        kind -> Text,
+        /// The endpoint URL as given.
+        url -> Text,
+        /// The options as given, JSON object.
+        options -> Text,
+        /// The library's target description, JSON (no credentials).
+        spec -> Text,
+        /// The credentials' JSON, sealed (nonce and ciphertext); null when there are none.
+        credentials -> Nullable<Binary>,
+        /// Creation time (UTC).
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    /// Publication jobs: `queued`, claimed by a worker and `running`, then `done` or `failed`.
+    publications (id) {
+        /// Primary key.
+        id -> BigInt,
+        /// Owner.
+        user_id -> BigInt,
+        /// The image published (null once that image is deleted).
+        image_id -> Nullable<BigInt>,
+        /// The target.
+        target_id -> BigInt,
+        /// The name at the target asked for (`REPO:TAG`, object or volume name).
+        name -> Nullable<Text>,
+        /// The machine to start, JSON (a deployment).
+        instance -> Nullable<Text>,
+        /// `queued`, `running`, `done` or `failed`.
+        status -> Text,
+        /// The phase running, or the last one reached.
+        phase -> Nullable<Text>,
+        /// Bytes sent in the phase.
+        progress_bytes -> BigInt,
+        /// Bytes the phase will send, when known.
+        progress_total -> Nullable<BigInt>,
+        /// Why the job failed, naming the target.
+        error -> Nullable<Text>,
+        /// The kind of failure (`unauthorized`, `no-space`...).
+        error_kind -> Nullable<Text>,
+        /// What was put where, JSON: the library's publication record.
+        result -> Nullable<Text>,
+        /// The process running the job (`HOST/BOOT/PID/N`).
+        worker -> Nullable<Text>,
+        /// When that process last showed signs of life (UTC).
+        heartbeat_at -> Nullable<Timestamp>,
+        /// Creation time (UTC).
+        created_at -> Timestamp,
+        /// When a worker claimed it (UTC).
+        started_at -> Nullable<Timestamp>,
+        /// When it ended (UTC).
+        finished_at -> Nullable<Timestamp>,
+    }
+}
+
 diesel::joinable!(scans -> machines (machine_id));
 diesel::joinable!(images -> scans (scan_id));
+diesel::joinable!(publications -> targets (target_id));
+diesel::joinable!(publications -> images (image_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     users,
@@ -153,5 +221,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     machines,
     scans,
     recreated_packages,
-    images
+    images,
+    targets,
+    publications
 );
