@@ -17,9 +17,9 @@ mod scans;
 
 pub use documents::{
     AnalysisDocument, AnalysisStats, Comparison, FileChange, PackageChange, PackageRef, PathEntry,
-    TuningChange, TuningLog, TuningStep,
+    TuningChange, TuningLog, TuningPackage, TuningStep,
 };
-pub use images::{Image, ImageProgress, ImageStatus, NewImage};
+pub use images::{Image, ImageFile, ImageProgress, ImageStatus, NewImage};
 pub use repos::{NewRepo, Package, Repo};
 pub use scans::{Machine, NewScan, OverlayResult, RecreatedRef, Scan, ScanStatus, ScanSummary};
 

@@ -10,6 +10,7 @@
 //! DIR/cache/                  repository indexes and .deb files
 //! DIR/images/ID/NAME.EXT      the image built by image job ID
 //! DIR/work/images/ID/         scratch space of image job ID while it builds
+//! DIR/logs/images/ID.log      the whole output of the step that failed image job ID
 //! ```
 //!
 //! Everything in it is private to the server's user: the blobs are scanned machines' files
@@ -41,6 +42,7 @@ impl DataDir {
             d.tls(),
             d.images(),
             d.image_work_root(),
+            d.image_logs(),
         ] {
             std::fs::create_dir_all(&p)
                 .with_context(|| format!("cannot create {}", p.display()))?;
@@ -155,6 +157,17 @@ impl DataDir {
     /// Scratch space of one image job while it builds.
     pub fn image_work(&self, id: i64) -> PathBuf {
         self.image_work_root().join(id.to_string())
+    }
+
+    /// The logs of failed image jobs.
+    pub fn image_logs(&self) -> PathBuf {
+        self.root.join("logs").join("images")
+    }
+
+    /// The log of the failing step of image job `id`, kept when the job fails and removed
+    /// with the image.
+    pub fn image_log(&self, id: i64) -> PathBuf {
+        self.image_logs().join(format!("{id}.log"))
     }
 
     /// The generated TLS certificate and key.

@@ -41,6 +41,9 @@ pub struct BuildSpec<'a> {
     /// More images written from the same build, in other formats of the same kind (disk or
     /// tree) as `format`: one install for an image per cloud.
     pub extra_outputs: Vec<(Format, PathBuf)>,
+    /// Whether what tuning installs may upgrade, downgrade or remove the source's packages
+    /// (see [`TuneSpec::allow_upgrades`]).
+    pub allow_upgrades: bool,
 }
 
 /// What a build produced.
@@ -206,6 +209,7 @@ fn build_inner(
             sources: &sources,
             keyring: spec.sources.keyring.as_deref(),
             work: spec.work_dir,
+            allow_upgrades: spec.allow_upgrades,
         },
         disk.as_mut(),
         progress,

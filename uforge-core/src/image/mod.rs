@@ -36,7 +36,7 @@ use crate::{Error, Result};
 
 pub use build::{build, check_space, phase_step, BuildResult, BuildSpec, PHASES};
 pub use from_overlay::build_from_overlay;
-pub use tuning_log::{TuningChange, TuningLog, TuningStep};
+pub use tuning_log::{TuningChange, TuningLog, TuningPackage, TuningStep};
 
 /// An output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -163,6 +163,8 @@ fn table() -> Vec<(Method, &'static str, MethodRouter<Shared>)> {
             get(images::tuning_log),
         ),
         (Method::GET, "/images/{id}/download", get(images::download)),
+        (Method::GET, "/images/{id}/log", get(images::log)),
+        (Method::GET, "/images/{id}/file", get(images::file)),
     ]
 }
 

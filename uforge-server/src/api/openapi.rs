@@ -56,6 +56,8 @@ use super::{health, images, packages, repos, scans};
         images::remove,
         images::tuning_log,
         images::download,
+        images::log,
+        images::file,
         packages::list,
         packages::download,
     )
