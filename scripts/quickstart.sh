@@ -77,11 +77,13 @@ done
 client scan list
 client package list
 
-# UFORGE_IMAGE=qcow2 (or any format) also builds an image of the scan and downloads it.
+# UFORGE_IMAGE=qcow2 (or any format) also builds an image of the scan. It stays where the server
+# wrote it, in its data directory: a download to this filesystem would store it twice.
 if [ -n "${UFORGE_IMAGE:-}" ]; then
     scan=$(client --json scan list | python3 -c 'import json, sys; print(max(s["id"] for s in json.load(sys.stdin)))')
     job=$(client --json image generate "$scan" --format "$UFORGE_IMAGE" --wait |
         python3 -c 'import json, sys; print(json.load(sys.stdin)["id"])')
-    mkdir -p "$data/images"
-    client image download "$job" -o "$data/images/$(hostname).$UFORGE_IMAGE"
+    file=$(client --json image status "$job" | python3 -c 'import json, sys; print(json.load(sys.stdin)["file"])')
+    echo "image $job is at $data/images/$job/$file"
+    echo "  (\`uforge image download $job --link -o FILE\` puts it elsewhere on this filesystem without a copy)"
 fi

@@ -47,12 +47,19 @@ pub struct AnalysisStats {
     pub from_repositories: u64,
     /// Of those, the ones only an earlier scan holds.
     pub from_previous: u64,
+    /// Of `from_repositories`, the ones only a local repository (recreated packages) has.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub from_local: u64,
     /// Entries in the report.
     pub entries: u64,
     /// Entries an earlier scan holds unchanged.
     pub held: u64,
     /// Bytes of file content the overlay carries.
     pub wanted_bytes: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// An analysis: the same document as `uforge-scan analyze -o`, read into
@@ -153,6 +160,21 @@ pub struct TuningChange {
     pub what: Vec<String>,
 }
 
+/// A package a tuning step installed (no `from`), removed (no `to`) or changed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct TuningPackage {
+    /// `name:arch`.
+    pub package: String,
+    /// The version before the step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    /// The version after it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
+}
+
 /// One step of the tuning.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -165,6 +187,9 @@ pub struct TuningStep {
     /// Packages the step installed, `name=version`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub packages: Vec<String>,
+    /// Every package the step installed, upgraded, downgraded or removed, with both versions.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub package_changes: Vec<TuningPackage>,
     /// Every path it changed.
     pub changes: Vec<TuningChange>,
 }
@@ -255,6 +280,18 @@ mod tests {
                 name: "kernel".into(),
                 description: "installed a kernel".into(),
                 packages: vec!["linux-image-amd64=6.1".into()],
+                package_changes: vec![
+                    uforge_core::image::TuningPackage {
+                        package: "linux-image-amd64:amd64".into(),
+                        from: None,
+                        to: Some("6.1".into()),
+                    },
+                    uforge_core::image::TuningPackage {
+                        package: "systemd:amd64".into(),
+                        from: Some("252.38-1~deb12u1".into()),
+                        to: Some("252.39-1~deb12u2".into()),
+                    },
+                ],
                 changes: vec![CoreChange {
                     path: b"/boot/\xff".to_vec(),
                     status: "added".into(),

@@ -18,6 +18,10 @@ pub struct NewImage {
     /// `keep` the source's network configuration (default), or `dhcp` on every interface.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network: Option<String>,
+    /// Let the packages tuning installs upgrade, downgrade or remove packages of the source
+    /// (default: each stays at its scanned version, and a conflict fails the build).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_upgrades: bool,
 }
 
 /// Where an image job is.
@@ -100,6 +104,23 @@ pub struct Image {
     pub download_url: Option<String>,
     /// Path of the tuning log, once done.
     pub tuning_log_url: Option<String>,
+}
+
+/// Where a finished image's file lies on the server's host, for a client on that host to link
+/// to it instead of copying it (`GET /images/{id}/file`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ImageFile {
+    /// Absolute path of the file on the server's host.
+    pub path: String,
+    /// Its device number there: with `inode`, tells the very file from one of the same name on
+    /// another host.
+    pub device: u64,
+    /// Its inode number there.
+    pub inode: u64,
+    /// Its size.
+    pub size: u64,
 }
 
 crate::wire_names!(ImageStatus { Queued => "queued", Running => "running", Done => "done", Failed => "failed" });

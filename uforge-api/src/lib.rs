@@ -18,9 +18,9 @@ mod scans;
 
 pub use documents::{
     AnalysisDocument, AnalysisStats, Comparison, FileChange, PackageChange, PackageRef, PathEntry,
-    TuningChange, TuningLog, TuningStep,
+    TuningChange, TuningLog, TuningPackage, TuningStep,
 };
-pub use images::{Image, ImageProgress, ImageStatus, NewImage};
+pub use images::{Image, ImageFile, ImageProgress, ImageStatus, NewImage};
 pub use publish::{
     Deployed, NewPublication, NewTarget, Publication, PublicationProgress, Target,
     TargetCredentials,

@@ -14,7 +14,7 @@ use base64::Engine;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use uforge_api::{
-    Comparison, Health, Image, Machine, NewImage, NewPublication, NewRepo, NewScan, NewTarget,
+    Comparison, Health, Image, ImageFile, Machine, NewImage, NewPublication, NewRepo, NewScan, NewTarget,
     OverlayResult, Package, Publication, Repo, Scan, Target, TargetCredentials, TuningLog,
 };
 use uforge_core::analysis::Analysis;
@@ -269,8 +269,14 @@ impl Client {
             format: format.to_string(),
             target: target.map(str::to_string),
             network: network.map(str::to_string),
+            allow_upgrades: false,
         };
-        self.json("POST", &format!("/scans/{scan}/images"), Self::body(&new))
+        self.queue_image(scan, &new)
+    }
+
+    /// Queues an image of a complete scan as `new` describes (see [`Client::create_image`]).
+    pub fn queue_image(&self, scan: i64, new: &NewImage) -> Result<Image, ClientError> {
+        self.json("POST", &format!("/scans/{scan}/images"), Self::body(new))
     }
 
     /// The user's image jobs, newest first, optionally those of one scan.
@@ -289,6 +295,72 @@ impl Client {
     /// The tuning log of a finished image: every change the build made to the scanned files.
     pub fn tuning_log(&self, id: i64) -> Result<TuningLog, ClientError> {
         self.json("GET", &format!("/images/{id}/tuning-log"), Body::None)
+    }
+
+    /// Copies the log a failed image job kept (the whole output of the step that failed) to
+    /// `out`; the bytes written.
+    pub fn image_log(&self, id: i64, out: &mut dyn Write) -> Result<u64, ClientError> {
+        let route = format!("/images/{id}/log");
+        let url = format!("{}{route}", self.base);
+        let resp = self.call("GET", &route, Body::None)?;
+        std::io::copy(&mut resp.into_reader(), out).map_err(|e| ClientError::Transport {
+            url,
+            message: format!("the log broke off: {e}"),
+        })
+    }
+
+    /// Puts a finished image at `path` without copying it, when this process runs on the
+    /// server's host, can read the server's file and `path` is on the same filesystem: a
+    /// reflink (a copy-on-write clone, which writing to leaves the server's file alone) where
+    /// the filesystem has them, a hard link (the very bytes the server serves) elsewhere.
+    /// Fails, saying which condition does not hold, otherwise.
+    pub fn link_image(&self, id: i64, path: &Path) -> Result<Linked, ClientError> {
+        use std::os::unix::fs::MetadataExt;
+        let f: ImageFile = self.json("GET", &format!("/images/{id}/file"), Body::None)?;
+        let server = Path::new(&f.path);
+        let unusable = |why: String| {
+            ClientError::Core(uforge_core::Error::Invalid(format!(
+                "cannot link image {id} to {}: {why}; download it without --link",
+                path.display()
+            )))
+        };
+        let meta = std::fs::metadata(server).map_err(|e| {
+            unusable(format!(
+                "the server's file {} is not reachable from here ({e}): the client must run on \
+                 the server's host, as a user that can read its data directory",
+                f.path
+            ))
+        })?;
+        if (meta.dev(), meta.ino(), meta.len()) != (f.device, f.inode, f.size) {
+            return Err(unusable(format!(
+                "{} here is not the server's file: the client runs on another host",
+                f.path
+            )));
+        }
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        let dest_dev = std::fs::metadata(dir)
+            .map_err(|e| ClientError::Core(uforge_core::Error::io("stat", dir, e)))?
+            .dev();
+        if dest_dev != meta.dev() {
+            return Err(unusable(format!(
+                "it is on another filesystem than the server's data directory ({})",
+                f.path
+            )));
+        }
+        match reflink(server, path) {
+            Ok(()) => return Ok(Linked::Reflink),
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
+                return Err(ClientError::Core(uforge_core::Error::io("create", path, e)))
+            }
+            // No clones on this filesystem: a hard link, then.
+            Err(_) => {}
+        }
+        std::fs::hard_link(server, path)
+            .map_err(|e| unusable(format!("linking to {} failed: {e}", f.path)))?;
+        Ok(Linked::HardLink)
     }
 
     /// Downloads a finished image to `path` and returns its size. The bytes go to
@@ -416,6 +488,37 @@ fn segment(s: &str) -> String {
         }
     }
     out
+}
+
+/// How [`Client::link_image`] put the image in place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Linked {
+    /// A copy-on-write clone: its own file, sharing blocks until written.
+    Reflink,
+    /// A second name of the server's file: writing to it changes the server's image.
+    HardLink,
+}
+
+/// Clones `from` as a new file `to` (`FICLONE`); on failure nothing is left at `to`.
+fn reflink(from: &Path, to: &Path) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::OpenOptionsExt;
+    let src = File::open(from)?;
+    let dest = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(to)?;
+    // SAFETY: both descriptors are open for the duration of the call; FICLONE takes the
+    // source descriptor as its argument and writes nothing to memory.
+    let r = unsafe { libc::ioctl(dest.as_raw_fd(), libc::FICLONE as _, src.as_raw_fd()) };
+    if r == 0 {
+        return Ok(());
+    }
+    let e = std::io::Error::last_os_error();
+    drop(dest);
+    let _ = std::fs::remove_file(to);
+    Err(e)
 }
 
 /// `PATH.partial`, beside `path`.

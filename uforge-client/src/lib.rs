@@ -10,6 +10,6 @@ pub mod client;
 pub mod error;
 mod tls;
 
-pub use client::{Client, Credentials};
+pub use client::{Client, Credentials, Linked};
 pub use error::ClientError;
 pub use tls::TlsOptions;

@@ -11,8 +11,7 @@ use uforge_client::{Client, Credentials, TlsOptions};
 /// How to reach and authenticate to a uforge server.
 #[derive(Debug, Args)]
 pub struct ConnectArgs {
-    /// Server URL (`https://host:8443`). Required by every command that talks to a server;
-    /// optional on the command line so that local commands (`uforge image build`) need none.
+    /// Server URL (`https://host:8443`); every command that talks to a server needs it.
     #[arg(short = 'U', long = "url", env = "UFORGE_URL", value_name = "URL")]
     pub url: Option<String>,
     /// User name.

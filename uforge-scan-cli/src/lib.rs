@@ -5,5 +5,6 @@
 pub mod agent;
 pub mod connect;
 pub mod console;
+pub mod docs;
 pub mod exit;
 pub mod progress;

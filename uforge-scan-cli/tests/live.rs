@@ -128,9 +128,17 @@ impl Server {
 
     /// `uforge` as `user`, with `--json`.
     pub fn client(&self, user: &str, token: &str, args: &[&str]) -> Result<Value, String> {
+        let mut all = vec!["--json"];
+        all.extend_from_slice(args);
+        self.client_text(user, token, &all)
+            .map(|out| serde_json::from_str(&out).unwrap())
+    }
+
+    /// `uforge` as `user`: what it prints.
+    pub fn client_text(&self, user: &str, token: &str, args: &[&str]) -> Result<String, String> {
         let out =
             Command::new(Path::new(env!("CARGO_BIN_EXE_uforge-scan")).with_file_name("uforge"))
-                .args(["-U", &self.url, "-u", user, "--json"])
+                .args(["-U", &self.url, "-u", user])
                 .arg("--cacert")
                 .arg(self.cacert())
                 .env("UFORGE_TOKEN", token)
@@ -138,7 +146,7 @@ impl Server {
                 .output()
                 .unwrap();
         if out.status.success() {
-            Ok(serde_json::from_slice(&out.stdout).unwrap())
+            Ok(String::from_utf8(out.stdout).unwrap())
         } else {
             Err(String::from_utf8_lossy(&out.stderr).into_owned())
         }
@@ -304,6 +312,19 @@ fn five_steps(db: Option<String>) {
         before == snapshot(&root),
         "the agent changed the scanned root"
     );
+    // Its summary, off a terminal too: the one package no repository has, recreated now.
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(
+            "  1 packages no public repository has: 1 missing (1 recreated now), 0 recreated \
+             by earlier scans, 0 held by earlier scans\n"
+        ),
+        "{err}"
+    );
+    assert!(
+        err.contains("  recreated acme-agent_2.4.1-1_amd64.deb\n"),
+        "{err}"
+    );
     let scans = server.client("alice", &alice, &["scan", "list"]).unwrap();
     assert_eq!(scans.as_array().unwrap().len(), 1, "{scans}");
     let first = &scans[0];
@@ -316,6 +337,39 @@ fn five_steps(db: Option<String>) {
         .client("alice", &alice, &["package", "list"])
         .unwrap();
     assert_eq!(pkgs[0]["name"], "acme-agent", "{pkgs}");
+    // The tables: columns as wide as their content, keys aligned, sizes for people.
+    let table = server
+        .client_text("alice", &alice, &["package", "list"])
+        .unwrap();
+    let file = pkgs[0]["file"].as_str().unwrap();
+    assert_eq!(
+        table,
+        format!("NAME        VERSION  ARCH   FILE\nacme-agent  2.4.1-1  amd64  {file}\n")
+    );
+    let show = server
+        .client_text("alice", &alice, &["scan", "show", &first_id])
+        .unwrap();
+    let lines: Vec<&str> = show.lines().collect();
+    let column = |l: &str| {
+        l.find("  ")
+            .map(|i| i + l[i..].len() - l[i..].trim_start().len())
+    };
+    let at = column(lines[0]);
+    assert!(
+        lines.iter().all(|l| column(l) == at),
+        "values not aligned:\n{show}"
+    );
+    let bytes = first["summary"]["wanted_bytes"].as_u64().unwrap();
+    assert!(bytes > 1 << 10, "{first}");
+    let wanted = lines
+        .iter()
+        .find(|l| l.starts_with("wanted_bytes "))
+        .unwrap_or_else(|| panic!("{show}"));
+    assert!(
+        (wanted.ends_with(" KiB") || wanted.ends_with(" MiB"))
+            && !wanted.contains(&bytes.to_string()),
+        "{wanted}"
+    );
     // Recreated packages are kept per release: repos/USER/<id>-<codename>/.
     let name = pkgs[0]["file"].as_str().unwrap();
     let deb = std::fs::read_dir(server.data.path().join("repos/alice"))
@@ -379,6 +433,15 @@ fn five_steps(db: Option<String>) {
     assert_eq!(
         second["summary"]["missing_packages"], 0,
         "recreated by the first scan: {second}"
+    );
+    // The agent's summary still counts it among the packages no public repository has.
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(
+            "  1 packages no public repository has: 0 missing (0 recreated now), 1 recreated \
+             by earlier scans, 0 held by earlier scans\n"
+        ),
+        "{err}"
     );
     let second_id = second["id"].as_i64().unwrap().to_string();
     let cmp = server

@@ -2,6 +2,7 @@
 //! real tools. One test binary, as in ripgrep: helpers in `util`, one module per area.
 
 mod analysis;
+mod help;
 mod images;
 mod live;
 mod publish;

@@ -51,7 +51,8 @@ pub struct ServeArgs {
     /// Storage settings.
     #[command(flatten)]
     pub common: CommonArgs,
-    /// Address to listen on; port 0 picks a free port (the address is printed).
+    /// Address to listen on [default: 127.0.0.1:8443]; port 0 picks a free port (the address is
+    /// printed).
     #[arg(long, env = "UFORGE_LISTEN", value_name = "ADDR")]
     pub listen: Option<String>,
     /// PEM certificate chain; without it a self-signed certificate is generated under

@@ -12,6 +12,7 @@
 //! DIR/work/images/ID/         scratch space of image job ID while it builds
 //! DIR/work/publications/ID/   resume points of publication ID until it is done
 //! DIR/secret.key              the key sealing target credentials (back it up with the rest)
+//! DIR/logs/images/ID.log      the whole output of the step that failed image job ID
 //! ```
 //!
 //! Everything in it is private to the server's user: the blobs are scanned machines' files
@@ -44,6 +45,7 @@ impl DataDir {
             d.images(),
             d.image_work_root(),
             d.publication_work_root(),
+            d.image_logs(),
         ] {
             std::fs::create_dir_all(&p)
                 .with_context(|| format!("cannot create {}", p.display()))?;
@@ -173,6 +175,17 @@ impl DataDir {
     /// The key that seals target credentials.
     pub fn secret_key(&self) -> PathBuf {
         self.root.join("secret.key")
+    }
+
+    /// The logs of failed image jobs.
+    pub fn image_logs(&self) -> PathBuf {
+        self.root.join("logs").join("images")
+    }
+
+    /// The log of the failing step of image job `id`, kept when the job fails and removed
+    /// with the image.
+    pub fn image_log(&self, id: i64) -> PathBuf {
+        self.image_logs().join(format!("{id}.log"))
     }
 
     /// The generated TLS certificate and key.

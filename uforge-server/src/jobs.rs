@@ -10,7 +10,9 @@
 //! idle workers.
 //!
 //! A build writes under `DATA/work/images/ID` (removed afterwards, whatever happened) and into
-//! `DATA/images/ID/NAME.EXT`; a failed job leaves no file behind.
+//! `DATA/images/ID/NAME.EXT`; a failed job leaves no image behind, only the whole output of
+//! the step that failed in `DATA/logs/images/ID.log` (its error names that file), which goes
+//! with the image's record.
 
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
@@ -23,6 +25,7 @@ use anyhow::{Context, Result};
 use uforge_core::blobstore::LocalBlobStore;
 use uforge_core::error::chain;
 use uforge_core::image::chroot::remove_tree;
+use uforge_core::image::cmd::FailureLog;
 use uforge_core::image::{naming, BuildSpec, Format, NetworkPolicy, Target};
 use uforge_core::progress::Progress;
 use uforge_core::repo::Sources;
@@ -399,7 +402,25 @@ fn clear_leftovers(ctx: &Ctx) -> Result<()> {
     };
     let work = ids_in(&ctx.data.image_work_root())?;
     let images = ids_in(&ctx.data.images())?;
-    let mut all: Vec<i64> = work.iter().chain(&images).copied().collect();
+    let logs: Vec<i64> = {
+        let dir = ctx.data.image_logs();
+        let rd =
+            std::fs::read_dir(&dir).with_context(|| format!("cannot list {}", dir.display()))?;
+        let mut out = Vec::new();
+        for e in rd {
+            let e = e.with_context(|| format!("cannot list {}", dir.display()))?;
+            let name = e.file_name();
+            if let Some(id) = name
+                .to_str()
+                .and_then(|n| n.strip_suffix(".log"))
+                .and_then(|n| n.parse::<i64>().ok())
+            {
+                out.push(id);
+            }
+        }
+        out
+    };
+    let mut all: Vec<i64> = work.iter().chain(&images).chain(&logs).copied().collect();
     all.sort_unstable();
     all.dedup();
     if all.is_empty() {
@@ -422,7 +443,29 @@ fn clear_leftovers(ctx: &Ctx) -> Result<()> {
             remove_logged(&ctx.data.image_dir(id));
         }
     }
+    // A log is evidence for as long as its job's record lasts.
+    for id in logs {
+        if !status.contains_key(&id) {
+            remove_log(&ctx.data, id);
+        }
+    }
     Ok(())
+}
+
+/// Removes everything an image job left on disk: scratch space, image and failure log. For a
+/// deleted job.
+pub fn remove_image_files(data: &DataDir, id: i64) {
+    remove_job_files(data, id, true);
+    remove_log(data, id);
+}
+
+fn remove_log(data: &DataDir, id: i64) {
+    let log = data.image_log(id);
+    match std::fs::remove_file(&log) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => tracing::error!("cannot remove {}: {e}", log.display()),
+    }
 }
 
 /// Removes a job's scratch directory and, when `output` is set, its image directory.
@@ -512,7 +555,18 @@ fn run_job(ctx: &Arc<Ctx>, worker: &str, job: Image) {
         target = job.target,
         "image job started"
     );
-    let outcome = build_job(ctx, worker, &job);
+    // A log from an earlier attempt would mix with this one's.
+    remove_log(&ctx.data, id);
+    let log = ctx.data.image_log(id);
+    let outcome = {
+        let _kept = FailureLog::keep_in(&log);
+        build_job(ctx, worker, &job)
+    };
+    if outcome.is_ok() {
+        // Commands a build tolerates failing (a probe, a first unmount) leave sections too.
+        remove_log(&ctx.data, id);
+    }
+    let outcome = outcome.map_err(|message| with_log(message, &log, id));
     remove_job_files(&ctx.data, id, outcome.is_err());
     let recorded = ctx.db.get().and_then(|mut c| {
         Ok(match &outcome {
@@ -550,6 +604,19 @@ fn run_job(ctx: &Arc<Ctx>, worker: &str, job: Image) {
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .remove(&id);
+}
+
+/// A failed job's error, naming the log of the step that failed when one was kept. The error
+/// itself ends with the tool's last lines; the log has all of them.
+fn with_log(message: String, log: &Path, id: i64) -> String {
+    if log.is_file() {
+        format!(
+            "{message}\nthe whole output of the failed step: {} (`uforge image log {id}`)",
+            log.display()
+        )
+    } else {
+        message
+    }
 }
 
 /// What a successful build leaves to record.
@@ -616,6 +683,7 @@ fn build_job(ctx: &Ctx, worker: &str, job: &Image) -> Result<Done, String> {
         work_dir: &work,
         output: &output,
         extra_outputs: Vec::new(),
+        allow_upgrades: job.allow_upgrades,
     };
     let tracker = Tracker::default();
     let finished = (Mutex::new(false), Condvar::new());

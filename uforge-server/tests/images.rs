@@ -15,6 +15,7 @@ use crate::util::{count_files, Backend, Options, Server};
 on_both_databases!(
     image_requests,
     failed_job_leaves_nothing,
+    failed_job_keeps_its_log,
     finished_image_is_served,
     restart_fails_jobs_of_dead_servers,
     servers_share_the_queue
@@ -319,6 +320,126 @@ fn failed_job_leaves_nothing(b: Backend) {
     assert_eq!(s.admin().get("/images").expect(200).json(), json!([]));
 }
 
+/// A copy of the drifted fixture whose in-house package's postinst fails, scanned and taken to
+/// `complete` against the mirror: its recreated package is what dpkg fails to configure.
+fn failing_postinst_scan(s: &Server) -> (i64, Root) {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("root");
+    let copied = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(uforge_test_support::fixture("drifted"))
+        .arg(&root)
+        .status()
+        .unwrap();
+    assert!(copied.success());
+    std::fs::write(
+        root.join("var/lib/dpkg/info/acme-agent.postinst"),
+        "#!/bin/sh\necho 'acme-agent: cannot register with https://monitor.example.invalid' >&2\n\
+         exit 1\n",
+    )
+    .unwrap();
+    let report = tmp.path().join("scan.ufr");
+    uforge_core::scan::scan_to_report(
+        &uforge_core::scan::ScanOptions::new(&root),
+        &uforge_core::progress::NoProgress,
+    )
+    .unwrap()
+    .save(&report)
+    .unwrap();
+    let root = Root { tmp, root, report };
+    let admin = s.admin();
+    let repo = admin
+        .json(
+            "POST",
+            "/repos",
+            json!({ "line": uforge_test_support::mirror_line() }),
+        )
+        .expect(201)
+        .json();
+    admin
+        .call("POST", &format!("/repos/{}/sync", repo["id"]))
+        .expect(200);
+    let id = admin
+        .json("POST", "/scans", json!({ "machine": "web01" }))
+        .expect(201)
+        .json()["id"]
+        .as_i64()
+        .unwrap();
+    let analysis = admin
+        .bytes(
+            "POST",
+            &format!("/scans/{id}/report"),
+            &std::fs::read(&root.report).unwrap(),
+        )
+        .expect(200)
+        .body;
+    let overlay = root.overlay(&root.report, &analysis);
+    let done = admin
+        .stream("PUT", &format!("/scans/{id}/overlay"), &overlay[..])
+        .expect(200)
+        .json();
+    assert_eq!(done["status"], "complete", "{done}");
+    (id, root)
+}
+
+fn failed_job_keeps_its_log(b: Backend) {
+    let s = Server::start(b);
+    let (scan, _root) = failing_postinst_scan(&s);
+    let id = queue(&s, scan, json!({"format": "tar.gz"}));
+    let job = wait_for_end(&s, id);
+    assert_eq!(job["status"], "failed", "{job}");
+    let error = job["error"].as_str().unwrap().to_string();
+
+    // The log is the whole output of mmdebstrap, dpkg's included, and ends with its last words.
+    let path = s.data_dir.join(format!("logs/images/{id}.log"));
+    assert!(
+        error.ends_with(&format!(
+            "the whole output of the failed step: {} (`uforge image log {id}`)",
+            path.display()
+        )),
+        "{error}"
+    );
+    let served = s.admin().get(&format!("/images/{id}/log")).expect(200).body;
+    assert_eq!(served, std::fs::read(&path).unwrap());
+    let text = String::from_utf8_lossy(&served).into_owned();
+    assert!(
+        text.starts_with("$ mmdebstrap "),
+        "{}",
+        text.chars().take(300).collect::<String>()
+    );
+    assert!(text.contains("Unpacking acme-agent"), "{text}");
+    for needle in [
+        "acme-agent: cannot register with https://monitor.example.invalid",
+        "dpkg: error processing package acme-agent",
+    ] {
+        assert!(text.contains(needle), "{needle} not in the log");
+    }
+    // dpkg's verdict is among the last lines, and the stored error keeps it whole.
+    let lines: Vec<&str> = text.trim_end().lines().collect();
+    let last = lines[lines.len().saturating_sub(10)..].join("\n");
+    let verdict = "Errors were encountered while processing:\n acme-agent";
+    assert!(last.contains(verdict), "{last}");
+    assert!(error.contains(verdict), "{error}");
+    assert!(error.contains("E: mmdebstrap failed to run"), "{error}");
+
+    // Only its owner sees it; it goes with the image.
+    let bob = s.add_user("bob");
+    s.as_basic("bob", &bob)
+        .get(&format!("/images/{id}/log"))
+        .expect(404);
+    let mut through_client = Vec::new();
+    let n = client(&s, None, &s.admin_token)
+        .image_log(id, &mut through_client)
+        .unwrap();
+    assert_eq!(n as usize, served.len());
+    assert_eq!(through_client, served);
+    s.admin()
+        .call("DELETE", &format!("/images/{id}"))
+        .expect(204);
+    assert!(!path.exists());
+    s.admin().get(&format!("/images/{id}/log")).expect(404);
+}
+
 /// Runs the library's build of a qcow2 for KVM from the scan's stored files, with the paths
 /// the server gave job `id` and no repositories, and returns its error; clears what it left.
 fn build_directly(s: &Server, scan: i64, id: i64, file: &str) -> String {
@@ -345,6 +466,7 @@ fn build_directly(s: &Server, scan: i64, id: i64, file: &str) -> String {
             work_dir: &work,
             output: &dir.join(file),
             extra_outputs: Vec::new(),
+            allow_upgrades: false,
         },
         &uforge_core::progress::NoProgress,
     );
@@ -473,6 +595,40 @@ fn finished_image_is_served(b: Backend) {
     assert_eq!(n, data.len() as u64);
     assert_eq!(std::fs::read(&out).unwrap(), data);
     assert!(!partial.exists());
+
+    // On the server's host and filesystem, a link instead of a second copy.
+    {
+        use std::os::unix::fs::MetadataExt;
+        let stored = s.data_dir.join(format!("images/{id}/web01.qcow2"));
+        let linked = s.tmp.path().join("linked.qcow2");
+        let how = alice.link_image(id, &linked).unwrap();
+        assert_eq!(std::fs::read(&linked).unwrap(), data);
+        let (a, b) = (
+            std::fs::metadata(&stored).unwrap(),
+            std::fs::metadata(&linked).unwrap(),
+        );
+        match how {
+            uforge_client::Linked::HardLink => assert_eq!(a.ino(), b.ino()),
+            uforge_client::Linked::Reflink => assert_ne!(a.ino(), b.ino()),
+        }
+        // An existing file is never replaced; another filesystem cannot hold a link.
+        let err = alice.link_image(id, &linked).unwrap_err().to_string();
+        assert!(err.contains("linked.qcow2"), "{err}");
+        let shm = tempfile::tempdir_in("/dev/shm").unwrap();
+        let err = alice
+            .link_image(id, &shm.path().join("x.qcow2"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("another filesystem"), "{err}");
+        assert!(err.contains("without --link"), "{err}");
+        assert!(!shm.path().join("x.qcow2").exists());
+        // Another user learns nothing of where it is.
+        let elsewhere = s.tmp.path().join("elsewhere.qcow2");
+        let err = bob.link_image(id, &elsewhere).unwrap_err();
+        assert_eq!(err.status(), Some(404), "{err}");
+        assert!(!elsewhere.exists());
+        std::fs::remove_file(&linked).unwrap();
+    }
 
     // The file on the server is shorter than the job says: the download is not kept.
     let short = s.data_dir.join(format!("images/{id}/web01.qcow2"));

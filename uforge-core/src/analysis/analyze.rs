@@ -63,13 +63,23 @@ pub fn analyze_report(
     progress: &dyn Progress,
 ) -> Result<Analysis> {
     let header = ReportReader::open(report)?.header().clone();
-    let repos = sources.open(&header, progress)?;
+    let (chosen, repos) = sources.for_release(&header, progress)?;
     let refs: Vec<&dyn RepoIndex> = repos.iter().map(|r| r.as_ref()).collect();
     let previous = previous
         .iter()
         .map(|p| PreviousScan::load(ReportReader::open(p)?))
         .collect::<Result<Vec<_>>>()?;
-    analyze(&|| ReportReader::open(report), &refs, &previous, progress)
+    let mut a = analyze(&|| ReportReader::open(report), &refs, &previous, progress)?;
+    // The local repositories come after the lines' ones.
+    let (public, local) = refs.split_at(chosen.lines.len().min(refs.len()));
+    a.stats.from_local = header
+        .packages
+        .iter()
+        .filter(|p| installed(&p.status))
+        .map(PackageKey::of)
+        .filter(|k| !public.iter().any(|r| r.has(k)) && local.iter().any(|r| r.has(k)))
+        .count() as u64;
+    Ok(a)
 }
 
 /// Analyses the report that `open` yields (it is read twice, so `open` must give a fresh reader

@@ -68,12 +68,21 @@ pub struct AnalysisStats {
     pub from_repositories: u64,
     /// Of those, the ones only an earlier scan holds.
     pub from_previous: u64,
+    /// Of `from_repositories`, the ones only a local repository has: packages recreated from
+    /// an earlier scan (the server's repository of recreated packages). None of the public
+    /// repositories has them, although no longer missing.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub from_local: u64,
     /// Entries in the report.
     pub entries: u64,
     /// Entries an earlier scan already holds unchanged, so not shipped again.
     pub held: u64,
     /// Bytes of regular file content the overlay will carry (holes of sparse files excluded).
     pub wanted_bytes: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// The server's answer to a report: what no repository can rebuild.

@@ -42,6 +42,9 @@ pub struct BuildSpec<'a> {
     /// More images written from the same build, in other formats of the same kind (disk or
     /// tree) as `format`: one install for an image per cloud.
     pub extra_outputs: Vec<(Format, PathBuf)>,
+    /// Whether what tuning installs may upgrade, downgrade or remove the source's packages
+    /// (see [`TuneSpec::allow_upgrades`]).
+    pub allow_upgrades: bool,
 }
 
 /// What a build produced.
@@ -90,6 +93,7 @@ pub fn build(spec: &BuildSpec<'_>, progress: &dyn Progress) -> Result<BuildResul
             work_dir: spec.work_dir,
             output: spec.output,
             extra_outputs: spec.extra_outputs.clone(),
+            allow_upgrades: spec.allow_upgrades,
         },
         progress,
     )
@@ -149,6 +153,9 @@ pub struct Output<'a> {
     pub output: &'a Path,
     /// More images of the same kind (disk or tree) written from the same build.
     pub extra_outputs: Vec<(Format, PathBuf)>,
+    /// Whether tuning may upgrade, downgrade or remove the machine's packages
+    /// (see [`TuneSpec::allow_upgrades`]).
+    pub allow_upgrades: bool,
 }
 
 /// The overlay of a scan on its installed packages: the black-box [`Populate`].
@@ -320,6 +327,7 @@ fn build_inner(
             keyring: prepared.sources.keyring.as_deref(),
             work: spec.work_dir,
             kernel_params: &prepared.kernel_params,
+            allow_upgrades: spec.allow_upgrades,
         },
         disk.as_mut(),
         progress,

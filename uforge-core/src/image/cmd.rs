@@ -1,8 +1,12 @@
 //! Running the external tools an image build drives (mmdebstrap, mkfs, grub-install,
 //! qemu-img...), with errors that name the command and carry the end of its output.
 
+use std::cell::RefCell;
 use std::ffi::OsStr;
-use std::process::{Command, Stdio};
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
 
 use crate::{Error, Result};
 
@@ -11,6 +15,8 @@ use crate::{Error, Result};
 const TAIL_LINES: usize = 40;
 /// See [`TAIL_LINES`].
 const TAIL_BYTES: usize = 8192;
+/// Longer lines before the last are left out of an error, named by their length.
+const LONG_LINE: usize = 1024;
 /// How much of a command line a message shows: package lists run to kilobytes.
 const SHOWN_COMMAND: usize = 600;
 /// How much of one argument a message shows.
@@ -34,9 +40,13 @@ pub fn run(cmd: &mut Command) -> Result<Vec<u8>> {
         .output()
         .map_err(|e| Error::Invalid(format!("cannot run `{shown}`: {e}")))?;
     if !out.status.success() {
+        keep_failure_log(cmd, &out);
         let mut text = String::from_utf8_lossy(&out.stderr).into_owned();
-        if text.trim().is_empty() {
-            text = String::from_utf8_lossy(&out.stdout).into_owned();
+        // A short verdict on standard error often sums up what standard output explains (apt
+        // prints its unmet dependencies there): the error keeps both, standard error last.
+        if text.trim().lines().count() < 5 && !out.stdout.is_empty() {
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            text = format!("{}\n{}", stdout.trim_end(), text.trim());
         }
         return Err(Error::Invalid(format!(
             "`{shown}` failed ({}):\n{}",
@@ -45,6 +55,80 @@ pub fn run(cmd: &mut Command) -> Result<Vec<u8>> {
         )));
     }
     Ok(out.stdout)
+}
+
+thread_local! {
+    /// Where [`run`] writes the whole output of commands that fail on this thread.
+    static FAILURE_LOG: RefCell<Option<PathBuf>> = const { RefCell::new(None) };
+}
+
+/// While held, the commands [`run`] starts on this thread and that fail append their whole
+/// output (standard output, then standard error, where tools put their last words) with their
+/// full command line and exit status to a log file: an error keeps only the end of it. Each
+/// failure adds a section headed by `$ COMMAND` and its exit status; the output follows it,
+/// standard error last, so the log ends with the last words of the last tool that failed.
+pub struct FailureLog {
+    earlier: Option<PathBuf>,
+}
+
+impl FailureLog {
+    /// Starts keeping the output of failed commands in `path` (created when one fails, and
+    /// its parent directory with it), until the returned value is dropped. A build runs its
+    /// tools on the thread that called it, so this covers every step of a build.
+    pub fn keep_in(path: &Path) -> FailureLog {
+        let earlier = FAILURE_LOG.with(|l| l.replace(Some(path.to_path_buf())));
+        FailureLog { earlier }
+    }
+}
+
+impl Drop for FailureLog {
+    fn drop(&mut self) {
+        let earlier = self.earlier.take();
+        FAILURE_LOG.with(|l| *l.borrow_mut() = earlier);
+    }
+}
+
+/// Appends a failed command's whole output to this thread's [`FailureLog`], if any. A log that
+/// cannot be written costs the evidence, not the error.
+fn keep_failure_log(cmd: &Command, out: &Output) {
+    let Some(path) = FAILURE_LOG.with(|l| l.borrow().clone()) else {
+        return;
+    };
+    let write = || -> std::io::Result<()> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        // Tools print what they work on: the scanned machine's file names, its packages.
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(&path)?;
+        let mut line = cmd.get_program().to_string_lossy().into_owned();
+        for a in cmd.get_args() {
+            line.push(' ');
+            line.push_str(&a.to_string_lossy());
+        }
+        writeln!(f, "$ {line}\n--- {} ---", out.status)?;
+        if !out.stdout.is_empty() {
+            writeln!(f, "--- standard output ---")?;
+            f.write_all(&out.stdout)?;
+            if !out.stdout.ends_with(b"\n") {
+                writeln!(f)?;
+            }
+        }
+        if !out.stderr.is_empty() {
+            writeln!(f, "--- standard error ---")?;
+            f.write_all(&out.stderr)?;
+            if !out.stderr.ends_with(b"\n") {
+                writeln!(f)?;
+            }
+        }
+        Ok(())
+    };
+    // The error itself still carries the end of the output; callers name the log only when
+    // it exists.
+    let _ = write();
 }
 
 /// Runs a program with arguments (see [`run`]).
@@ -79,7 +163,24 @@ pub fn describe(cmd: &Command) -> String {
 /// bytes, preceded by how many earlier lines were left out. Only a last line longer than the
 /// whole allowance is cut, at its start.
 pub fn tail(text: &str) -> String {
-    let lines: Vec<&str> = text.trim().lines().collect();
+    let all: Vec<&str> = text.trim().lines().collect();
+    // A line of kilobytes before the last (mmdebstrap echoes a whole dpkg command line) would
+    // crowd out the messages before it: it is named, not shown.
+    let marks: Vec<String> = all
+        .iter()
+        .map(|l| format!("[a line of {} bytes left out]", l.len()))
+        .collect();
+    let lines: Vec<&str> = all
+        .iter()
+        .enumerate()
+        .map(|(i, l)| {
+            if i + 1 < all.len() && l.len() > LONG_LINE {
+                marks[i].as_str()
+            } else {
+                *l
+            }
+        })
+        .collect();
     let mut start = lines.len();
     let mut bytes = 0;
     while start > 0 && lines.len() - start < TAIL_LINES {
@@ -169,6 +270,37 @@ mod tests {
         assert!(e.contains(" more arguments)"), "{e}");
         assert!(e.contains("(exit status: 3)"), "{e}");
         assert!(e.len() < 10_000, "{}", e.len());
+    }
+
+    #[test]
+    fn failed_commands_leave_their_whole_output_in_the_failure_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("logs/7.log");
+        {
+            let _kept = FailureLog::keep_in(&log);
+            run(&mut Command::new("true")).unwrap();
+            assert!(!log.exists(), "a command that succeeds logs nothing");
+            let e = run(Command::new("sh")
+                .arg("-c")
+                .arg("seq 1 3000; for i in $(seq 1 5000); do echo \"line $i\" >&2; done; exit 4"))
+            .unwrap_err()
+            .to_string();
+            assert!(e.contains("[4960 earlier lines left out]"), "{e}");
+        }
+        let text = std::fs::read_to_string(&log).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[0].starts_with("$ sh -c seq 1 3000;"), "{}", lines[0]);
+        assert_eq!(lines[1], "--- exit status: 4 ---");
+        assert_eq!(lines[2], "--- standard output ---");
+        assert_eq!(lines[3], "1");
+        assert_eq!(lines[3002], "3000");
+        assert_eq!(lines[3003], "--- standard error ---");
+        assert_eq!(lines[3004], "line 1");
+        assert_eq!(lines.last(), Some(&"line 5000"));
+        assert_eq!(lines.len(), 3004 + 5000);
+        // Once the guard is gone, failures are no longer kept.
+        let _ = run(&mut Command::new("false"));
+        assert_eq!(std::fs::read_to_string(&log).unwrap(), text);
     }
 
     #[test]

@@ -39,7 +39,7 @@ pub use build::{
     PHASES,
 };
 pub use from_overlay::build_from_overlay;
-pub use tuning_log::{TuningChange, TuningLog, TuningStep};
+pub use tuning_log::{TuningChange, TuningLog, TuningPackage, TuningStep};
 
 /// An output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -69,6 +69,19 @@ impl TryFrom<WireChange> for TuningChange {
     }
 }
 
+/// A package a tuning step installed (`from` is none), removed (`to` is none) or changed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TuningPackage {
+    /// `name:arch`.
+    pub package: String,
+    /// The version before the step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    /// The version after it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
+}
+
 /// One tuning step and the changes it made.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TuningStep {
@@ -79,6 +92,9 @@ pub struct TuningStep {
     /// Packages installed by the step (`name=version`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub packages: Vec<String>,
+    /// Every package the step installed, upgraded, downgraded or removed, with both versions.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub package_changes: Vec<TuningPackage>,
     /// Every path the step added, removed or modified.
     pub changes: Vec<TuningChange>,
 }
@@ -123,6 +139,7 @@ mod tests {
                 name: "network".into(),
                 description: "d".into(),
                 packages: vec![],
+                package_changes: vec![],
                 changes: vec![
                     TuningChange {
                         path: b"/etc/fstab".to_vec(),

@@ -55,7 +55,7 @@ pub struct ScanOptions {
         )
     )]
     pub default_excludes: bool,
-    /// Threads that read and checksum files (default: one per core).
+    /// Threads that read and checksum files; 0, the default, is one per core.
     #[cfg_attr(feature = "clap", arg(long, value_name = "N", default_value_t = 0))]
     pub threads: usize,
     /// A file the caller writes during the scan (the report itself): left out if it lies in

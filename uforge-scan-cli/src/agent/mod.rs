@@ -59,7 +59,8 @@ pub enum Command {
     /// the overlay of what the repositories cannot rebuild. A second run with the same name is
     /// incremental. Nothing is written on the scanned machine.
     #[command(after_help = "Example:\n  \
-        UFORGE_TOKEN=... uforge-scan run -U https://uforge.example:8443 -u alice -n web01 --cacert server.pem")]
+        UFORGE_TOKEN=... uforge-scan run -U https://uforge.example:8443 -u alice \\\n    \
+        -n web01 --cacert server.pem")]
     Run(RunArgs),
 }
 

@@ -1,7 +1,5 @@
 //! `run`: the live scan against a server.
 
-use std::io::IsTerminal;
-
 use anyhow::{Context, Result};
 use uforge_client::agent::{self, RunOptions};
 use uforge_core::model::ScanError;
@@ -28,7 +26,8 @@ pub fn run(args: RunArgs) -> Result<()> {
             args.connect.url.as_deref().unwrap_or_default()
         )
     })?;
-    if !args.quiet && std::io::stderr().is_terminal() {
+    // On a terminal or not: a log of the run needs it as much as the person watching.
+    if !args.quiet {
         let a = &summary.analysis;
         eprintln!(
             "scan {} of {} complete: report {} KiB, {} of {} entries shipped ({:.1} MiB in {} tar members)",
@@ -40,9 +39,20 @@ pub fn run(args: RunArgs) -> Result<()> {
             summary.overlay.bytes as f64 / 1048576.0,
             summary.overlay.members
         );
+        // Packages recreated by an earlier scan of the machine come from the server's
+        // repository of recreated packages now: not missing, but still no public
+        // repository's.
+        let missing = a.missing_packages.len() as u64;
         eprintln!(
-            "  {} missing packages, {} modified, {} with only their mode or owner changed, {} deleted, {} unknown files, {} held by earlier scans",
-            a.missing_packages.len(),
+            "  {} packages no public repository has: {missing} missing ({} recreated now), {} \
+             recreated by earlier scans, {} held by earlier scans",
+            missing + a.stats.from_local + a.stats.from_previous,
+            summary.result.recreated.len(),
+            a.stats.from_local,
+            a.stats.from_previous
+        );
+        eprintln!(
+            "  {} modified files, {} with only their mode or owner changed, {} deleted, {} unknown files, {} entries held by earlier scans",
             a.modified_files.len(),
             a.metadata_files.len(),
             a.deleted_files.len(),

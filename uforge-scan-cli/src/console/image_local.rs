@@ -32,19 +32,23 @@ pub struct BuildArgs {
     /// Image format: raw, qcow2, vmdk, vhd, vhdx, vdi, ova, oci, docker-archive, tar.gz.
     /// Several, comma separated, are written from one build (all disks, or all trees); `-o`
     /// is then a directory.
-    #[arg(long, short = 'f')]
+    #[arg(long, short = 'f', value_name = "FORMAT")]
     pub format: String,
     /// Target platform: kvm, openstack, aws, gcp, azure, vmware, container, none (default:
     /// the format's usual one).
     #[arg(long)]
     pub target: Option<String>,
-    /// `keep` the source's addressing (default) or set every interface to `dhcp`.
-    #[arg(long, default_value = "keep")]
+    /// `keep` the source's network configuration or set every interface to `dhcp`
+    #[arg(long, value_name = "POLICY", default_value = "keep")]
     pub network: String,
     /// The image file to write (a directory for several formats, which get `HOSTNAME.EXT`).
     /// The tuning log is written beside it (`FILE.tuning-log.json`).
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     pub output: PathBuf,
+    /// Let the packages tuning adds upgrade, downgrade or remove packages of the source
+    /// (default: every package stays at its scanned version; a conflict fails the build).
+    #[arg(long)]
+    pub allow_upgrades: bool,
     /// Scratch directory (needs room for the whole image; default: beside the output).
     #[arg(long, value_name = "DIR")]
     pub work_dir: Option<PathBuf>,
@@ -178,6 +182,7 @@ pub fn build(a: &BuildArgs, json_out: bool) -> Result<()> {
             .copied()
             .zip(outputs[1..].iter().cloned())
             .collect(),
+        allow_upgrades: a.allow_upgrades,
     };
     let res = image::build_from_overlay(&a.overlay, &analysis, &spec, &progress)
         .with_context(|| format!("cannot build the {} image", a.format))?;

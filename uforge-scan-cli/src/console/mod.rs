@@ -122,6 +122,11 @@ enum PackageCmd {
     List,
 }
 
+/// The command line of `uforge`, for its completions, man page and help snapshots.
+pub fn command() -> clap::Command {
+    <Cli as clap::CommandFactory>::command()
+}
+
 /// Runs `uforge` with the process's arguments.
 pub fn main() -> ExitCode {
     crate::exit::finish("uforge", run(Cli::parse()), false)

@@ -89,6 +89,10 @@ pub struct BuildArgs {
     /// (`FILE.tuning-log.json`).
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     pub output: PathBuf,
+    /// Let the packages tuning adds upgrade, downgrade or remove the template's packages
+    /// (default: every package stays at its resolved version; a conflict fails the build).
+    #[arg(long)]
+    pub allow_upgrades: bool,
     /// Keyring of repositories that name none (default: the Debian archive keyring).
     #[arg(long, value_name = "FILE")]
     pub keyring: Option<PathBuf>,
@@ -311,6 +315,7 @@ fn build(a: &BuildArgs, json_out: bool) -> Result<()> {
         work_dir: &build_dir,
         output: &a.output,
         extra_outputs: Vec::new(),
+        allow_upgrades: a.allow_upgrades,
     };
     let res = generate::generate(&spec, &out, &progress).with_context(|| {
         format!(

@@ -11,7 +11,8 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde::Deserialize;
 use uforge_api::{
-    ErrorBody, Image as ApiImage, ImageProgress, ImageStatus, NewImage as NewImageBody, TuningLog,
+    ErrorBody, Image as ApiImage, ImageFile, ImageProgress, ImageStatus, NewImage as NewImageBody,
+    TuningLog,
 };
 use uforge_core::image::{phase_step, Format, NetworkPolicy, Target, PHASES};
 
@@ -128,6 +129,7 @@ pub(crate) async fn create(
                 network: network.name(),
                 status: image_status::QUEUED,
                 created_at: now(),
+                allow_upgrades: body.allow_upgrades,
             },
         )
     })
@@ -234,6 +236,79 @@ pub(crate) async fn tuning_log(
     }
 }
 
+/// Where a finished image's file lies on the server's host: for a client on that host, which
+/// can link to it rather than store the image twice.
+#[utoipa::path(
+    get,
+    path = "/images/{id}/file",
+    tag = "images",
+    operation_id = "getImageFile",
+    params(("id" = i64, Path, description = "Image id")),
+    responses(
+        (status = 200, description = "The file's path, device, inode and size", body = ImageFile),
+        (status = 404, description = "No such image of the caller's, or its file is gone", body = ErrorBody),
+        (status = 409, description = "The image is not done", body = ErrorBody),
+    )
+)]
+pub(crate) async fn file(
+    State(state): State<Shared>,
+    Extension(user): Extension<AuthUser>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<ImageFile>> {
+    use std::os::unix::fs::MetadataExt;
+    let (i, _) = load(&state, &user, &id).await?;
+    let (image_status::DONE, Some(file)) = (&i.status[..], i.file.as_deref()) else {
+        return Err(not_done(&i));
+    };
+    let path = std::path::absolute(state.data.image_dir(i.id).join(file))
+        .map_err(|e| ApiError::internal(format!("cannot resolve the image's path: {e}")))?;
+    let meta = tokio::fs::metadata(&path).await.map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            ApiError::not_found("the file is gone")
+        } else {
+            ApiError::internal(format!("cannot stat {}: {e}", path.display()))
+        }
+    })?;
+    Ok(Json(ImageFile {
+        path: path
+            .to_str()
+            .ok_or_else(|| ApiError::internal("the data directory's path is not UTF-8"))?
+            .to_string(),
+        device: meta.dev(),
+        inode: meta.ino(),
+        size: meta.len(),
+    }))
+}
+
+/// The whole output of the step that failed a failed image job (its error holds only the end).
+#[utoipa::path(
+    get,
+    path = "/images/{id}/log",
+    tag = "images",
+    operation_id = "getImageLog",
+    params(("id" = i64, Path, description = "Image id")),
+    responses(
+        (status = 200, description = "The log, as text", content_type = "text/plain", body = String),
+        (status = 404, description = "No such image of the caller's, or it kept no log", body = ErrorBody),
+    )
+)]
+pub(crate) async fn log(
+    State(state): State<Shared>,
+    Extension(user): Extension<AuthUser>,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let (i, _) = load(&state, &user, &id).await?;
+    let path = state.data.image_log(i.id);
+    if !path.is_file() {
+        return Err(ApiError::not_found(format!(
+            "image {} kept no log: only a failed job keeps the output of the step that failed \
+             (this one is {})",
+            i.id, i.status
+        )));
+    }
+    file_response(&path, "text/plain; charset=utf-8", None).await
+}
+
 /// Download a finished image, streamed with its length and file name.
 #[utoipa::path(
     get,
@@ -314,7 +389,7 @@ pub(crate) async fn remove(
         ImageDeletion::Deleted => {
             let data = state.data.clone();
             super::blocking(move || {
-                jobs::remove_job_files(&data, id, true);
+                jobs::remove_image_files(&data, id);
                 Ok(())
             })
             .await?;

@@ -195,6 +195,8 @@ fn table() -> Vec<(Method, &'static str, MethodRouter<Shared>)> {
             "/publications/{id}/retry",
             post(publications::retry),
         ),
+        (Method::GET, "/images/{id}/log", get(images::log)),
+        (Method::GET, "/images/{id}/file", get(images::file)),
     ]
 }
 

@@ -57,6 +57,8 @@ use super::{health, images, packages, publications, repos, scans, targets};
         images::remove,
         images::tuning_log,
         images::download,
+        images::log,
+        images::file,
         packages::list,
         packages::download,
         targets::create,

@@ -226,6 +226,8 @@ pub struct Image {
     pub started_at: Option<NaiveDateTime>,
     /// End time.
     pub finished_at: Option<NaiveDateTime>,
+    /// Whether tuning may change packages of the source.
+    pub allow_upgrades: bool,
 }
 
 /// An image job to queue.
@@ -246,6 +248,8 @@ pub struct NewImage<'a> {
     pub status: &'a str,
     /// Creation time.
     pub created_at: NaiveDateTime,
+    /// Whether tuning may change packages of the source.
+    pub allow_upgrades: bool,
 }
 
 /// A publish target, with its sealed credentials.

@@ -141,6 +141,8 @@ diesel::table! {
         started_at -> Nullable<Timestamp>,
         /// When it ended (UTC).
         finished_at -> Nullable<Timestamp>,
+        /// Whether tuning may upgrade, downgrade or remove packages of the source.
+        allow_upgrades -> Bool,
     }
 }
 

@@ -2,14 +2,15 @@
 //! working DNS) runs in a [sandbox](crate::image::sandbox) and its dpkg chroots into the root
 //! there, as mmdebstrap does.
 
+use std::collections::BTreeMap;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-
-use std::io::Write;
 
 use crate::fsroot::{Create, Links, RootDir};
 use crate::image::cmd;
 use crate::image::sandbox::{self, Sandbox};
+use crate::image::TuningPackage;
 use crate::{Error, Result};
 
 /// apt configured for one root and one set of repositories.
@@ -17,6 +18,8 @@ use crate::{Error, Result};
 pub struct Apt {
     root: PathBuf,
     opts: Vec<String>,
+    /// apt's preferences file, outside the root: the pins that hold the source's packages.
+    preferences: PathBuf,
     updated: bool,
     /// Where apt and its dpkg run: the host's tools, the root, apt's state and the local
     /// repositories and keyring, nothing else of the host.
@@ -97,6 +100,7 @@ impl Apt {
         Ok(Apt {
             root: root.to_path_buf(),
             opts,
+            preferences: state.join("preferences"),
             updated: false,
             sandbox,
         })
@@ -141,10 +145,29 @@ impl Apt {
     }
 
     /// Installs `names` (and what they depend on), running their maintainer scripts in the
-    /// root. Returns the packages dpkg set up, as `name=version`.
-    pub fn install(&mut self, names: &[String]) -> Result<Vec<String>> {
+    /// root, and returns every package installed, upgraded or removed with both versions.
+    ///
+    /// Unless `allow_upgrades`, every package installed in the root stays at its version: apt
+    /// is told to keep each of them, and the packages it adds from the same source package
+    /// as an installed one at that one's version (a new `udev` matches the installed
+    /// `systemd`); when that cannot be, nothing is installed and the error names the conflict.
+    pub fn install(
+        &mut self,
+        names: &[String],
+        allow_upgrades: bool,
+    ) -> Result<Vec<TuningPackage>> {
         self.update()?;
         let before = installed(&self.root)?;
+        if allow_upgrades {
+            match std::fs::remove_file(&self.preferences) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io("remove", &self.preferences, e)),
+            }
+        } else {
+            self.hold(&before)?;
+            self.check_unchanged(names)?;
+        }
         // Maintainer scripts must not start the services they install on the build host.
         let dir = RootDir::open(&self.root, Links::InRoot)?;
         let policy: &[u8] = b"/usr/sbin/policy-rc.d";
@@ -170,24 +193,193 @@ impl Apt {
         c.arg("clean");
         self.run(&mut c)?;
         let after = installed(&self.root)?;
-        Ok(after.into_iter().filter(|p| !before.contains(p)).collect())
+        Ok(changes(&before, &after))
+    }
+
+    /// Pins every installed package at its version, and each source package all of whose
+    /// installed binaries share one version at that version.
+    fn hold(&self, installed: &BTreeMap<String, Installed>) -> Result<()> {
+        let mut text = String::new();
+        let mut sources: BTreeMap<&str, Option<&str>> = BTreeMap::new();
+        for (key, p) in installed {
+            // apt names `Architecture: all` packages without one.
+            let key = key.strip_suffix(":all").unwrap_or(key);
+            text.push_str(&format!(
+                "Package: {key}\nPin: version {}\nPin-Priority: 1001\n\n",
+                p.version
+            ));
+            let v = sources
+                .entry(p.source.as_str())
+                .or_insert(Some(p.version.as_str()));
+            if *v != Some(p.version.as_str()) {
+                *v = None;
+            }
+        }
+        for (src, version) in sources {
+            if let Some(v) = version {
+                text.push_str(&format!(
+                    "Package: src:{src}\nPin: version {v}\nPin-Priority: 1001\n\n"
+                ));
+            }
+        }
+        std::fs::write(&self.preferences, text)
+            .map_err(|e| Error::io("write", &self.preferences, e))
+    }
+
+    /// Fails, naming them, if installing `names` would upgrade, downgrade or remove an
+    /// installed package (apt's simulation says so), or if apt cannot install them without.
+    fn check_unchanged(&self, names: &[String]) -> Result<()> {
+        let allow = "; allow upgrades (`--allow-upgrades`, or `allow_upgrades` in the API) to \
+                     let tuning change them";
+        let mut c = self.command("apt-get");
+        c.args(["install", "--simulate"]).args(names);
+        let out = self.run(&mut c).map_err(|e| {
+            Error::Invalid(format!(
+                "tuning cannot install {} and keep every package of the source at its \
+                 scanned version{allow}: {e}",
+                names.join(", ")
+            ))
+        })?;
+        let mut changed = Vec::new();
+        for line in String::from_utf8_lossy(&out).lines() {
+            let (verb, rest) = match line.split_once(' ') {
+                Some((v @ ("Inst" | "Remv"), rest)) => (v, rest),
+                _ => continue,
+            };
+            // `Inst NAME [OLD] (NEW RELEASE [ARCH])`, `Inst NAME (NEW ...)`, `Remv NAME [OLD]`.
+            let name = rest.split_whitespace().next().unwrap_or_default();
+            let after = &rest[name.len()..];
+            let old = after
+                .strip_prefix(" [")
+                .and_then(|r| r.split_once(']'))
+                .map(|(v, _)| v);
+            let new = after
+                .split_once(" (")
+                .and_then(|(_, r)| r.split_whitespace().next());
+            match (verb, old) {
+                ("Remv", _) => changed.push(format!(
+                    "{name} {} would be removed",
+                    old.unwrap_or("(installed)")
+                )),
+                (_, Some(old)) => changed.push(format!(
+                    "{name} would go from {old} to {}",
+                    new.unwrap_or("another version")
+                )),
+                _ => {}
+            }
+        }
+        if changed.is_empty() {
+            return Ok(());
+        }
+        Err(Error::Invalid(format!(
+            "tuning cannot install {} without changing packages of the source: {}{allow}",
+            names.join(", "),
+            changed.join(", ")
+        )))
     }
 }
 
-/// `name=version` of every installed package of the root, from its dpkg status file.
-fn installed(root: &Path) -> Result<Vec<String>> {
+/// An installed package, from the root's dpkg status file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Installed {
+    version: String,
+    /// Its source package's name.
+    source: String,
+}
+
+/// What changed between two states of the root's packages, by `name:arch`.
+fn changes(
+    before: &BTreeMap<String, Installed>,
+    after: &BTreeMap<String, Installed>,
+) -> Vec<TuningPackage> {
+    let mut out = Vec::new();
+    for (key, a) in after {
+        match before.get(key) {
+            Some(b) if b.version == a.version => {}
+            b => out.push(TuningPackage {
+                package: key.clone(),
+                from: b.map(|b| b.version.clone()),
+                to: Some(a.version.clone()),
+            }),
+        }
+    }
+    for (key, b) in before {
+        if !after.contains_key(key) {
+            out.push(TuningPackage {
+                package: key.clone(),
+                from: Some(b.version.clone()),
+                to: None,
+            });
+        }
+    }
+    out
+}
+
+/// Every installed package of the root by `name:arch`, from its dpkg status file.
+fn installed(root: &Path) -> Result<BTreeMap<String, Installed>> {
     let status = RootDir::open(root, Links::InRoot)?.read(b"/var/lib/dpkg/status", 1 << 30)?;
     let text = String::from_utf8_lossy(&status);
-    let mut out = Vec::new();
+    let mut out = BTreeMap::new();
     for para in crate::deb822::parse(&text) {
         if para
             .get("Status")
             .is_some_and(|s| s.ends_with(" installed"))
         {
-            if let (Some(n), Some(v)) = (para.get("Package"), para.get("Version")) {
-                out.push(format!("{n}={v}"));
+            if let (Some(n), Some(v), Some(a)) = (
+                para.get("Package"),
+                para.get("Version"),
+                para.get("Architecture"),
+            ) {
+                // `Source: name (version)` when it differs from the binary's.
+                let source = para
+                    .get("Source")
+                    .and_then(|s| s.split_whitespace().next())
+                    .unwrap_or(n);
+                out.insert(
+                    format!("{n}:{a}"),
+                    Installed {
+                        version: v.to_string(),
+                        source: source.to_string(),
+                    },
+                );
             }
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn changes_name_both_versions() {
+        let p = |v: &str, s: &str| Installed {
+            version: v.into(),
+            source: s.into(),
+        };
+        let before = BTreeMap::from([
+            ("systemd:amd64".to_string(), p("252.38-1", "systemd")),
+            ("gone:all".to_string(), p("1.0", "gone")),
+            ("same:amd64".to_string(), p("2", "same")),
+        ]);
+        let after = BTreeMap::from([
+            ("systemd:amd64".to_string(), p("252.39-1", "systemd")),
+            ("udev:amd64".to_string(), p("252.39-1", "systemd")),
+            ("same:amd64".to_string(), p("2", "same")),
+        ]);
+        let c = |p: &str, f: Option<&str>, t: Option<&str>| TuningPackage {
+            package: p.into(),
+            from: f.map(String::from),
+            to: t.map(String::from),
+        };
+        assert_eq!(
+            changes(&before, &after),
+            [
+                c("systemd:amd64", Some("252.38-1"), Some("252.39-1")),
+                c("udev:amd64", None, Some("252.39-1")),
+                c("gone:all", Some("1.0"), None),
+            ]
+        );
+    }
 }

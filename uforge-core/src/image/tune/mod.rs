@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use super::chroot::{run_in, ChrootMounts};
 use super::disk::Disk;
 use super::reconcile::scan_like;
-use super::{Format, NetworkPolicy, Target, TuningChange, TuningLog, TuningStep};
+use super::{Format, NetworkPolicy, Target, TuningChange, TuningLog, TuningPackage, TuningStep};
 use crate::analysis::compare;
 use crate::fsroot::{self, Create, Links, RootDir};
 use crate::model::{NetMethod, ReportHeader};
@@ -47,6 +47,10 @@ pub struct TuneSpec<'a> {
     pub work: &'a Path,
     /// Kernel parameters added to [`boot::CMDLINE`] (a template's).
     pub kernel_params: &'a [String],
+    /// Whether installing what tuning adds may upgrade, downgrade or remove the source's
+    /// packages; if not, every installed package stays at its scanned version and a
+    /// conflict fails the build, named.
+    pub allow_upgrades: bool,
 }
 
 /// Tunes `spec.root`. `disk` is the disk the root is on, for bootable formats.
@@ -120,13 +124,21 @@ impl Tuner<'_> {
         &mut self,
         name: &str,
         description: String,
-        f: impl FnOnce(&mut Self) -> Result<Vec<String>>,
+        f: impl FnOnce(&mut Self) -> Result<Vec<TuningPackage>>,
     ) -> Result<()> {
         let before = match self.snapshot.take() {
             Some(s) => s,
             None => self.scan()?,
         };
-        let packages = f(self)?;
+        let package_changes = f(self)?;
+        let packages: Vec<String> = package_changes
+            .iter()
+            .filter(|p| p.from.is_none())
+            .filter_map(|p| {
+                let name = p.package.split(':').next().unwrap_or(&p.package);
+                p.to.as_ref().map(|v| format!("{name}={v}"))
+            })
+            .collect();
         let after = self.scan()?;
         let cmp = compare(ReportReader::open(&before)?, ReportReader::open(&after)?)?;
         let _ = std::fs::remove_file(&before);
@@ -135,6 +147,7 @@ impl Tuner<'_> {
             name: name.into(),
             description,
             packages,
+            package_changes,
             changes: cmp
                 .files
                 .into_iter()
@@ -153,6 +166,7 @@ impl Tuner<'_> {
             name: name.into(),
             description,
             packages: Vec::new(),
+            package_changes: Vec::new(),
             changes: Vec::new(),
         });
     }
@@ -273,6 +287,11 @@ impl Tuner<'_> {
             if want.iter().any(|w| w.starts_with("grub")) {
                 why.push("GRUB for BIOS and UEFI boot".into());
             }
+            // Without it the boot skips checking the root file system (`fsck not present`).
+            if !self.dir.exists(b"/var/lib/dpkg/info/e2fsprogs.list") {
+                want.push("e2fsprogs".into());
+                why.push("e2fsprogs: the boot checks the ext4 root file system".into());
+            }
         }
         let mut skipped = Vec::new();
         for agent in self.spec.target.agents() {
@@ -310,7 +329,32 @@ impl Tuner<'_> {
         if !skipped.is_empty() {
             description.push_str(&format!("; no repository has {}", skipped.join(", ")));
         }
-        self.scanned("packages", description, |_| ap.install(&want))
+        let allow = self.spec.allow_upgrades;
+        let changed = |log: &[TuningPackage]| {
+            log.iter()
+                .filter(|p| p.from.is_some())
+                .map(|p| {
+                    format!(
+                        "{} {} -> {}",
+                        p.package,
+                        p.from.as_deref().unwrap_or_default(),
+                        p.to.as_deref().unwrap_or("removed")
+                    )
+                })
+                .collect::<Vec<_>>()
+        };
+        self.scanned("packages", description, |_| ap.install(&want, allow))?;
+        // The source's own packages that the install changed (only when allowed) are said in
+        // words too.
+        let step = self.log.steps.last_mut().expect("just recorded");
+        let changed = changed(&step.package_changes);
+        if !changed.is_empty() {
+            step.description.push_str(&format!(
+                "; changed packages of the source: {}",
+                changed.join(", ")
+            ));
+        }
+        Ok(())
     }
 
     fn initramfs(&mut self) -> Result<()> {

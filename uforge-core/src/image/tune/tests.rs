@@ -64,6 +64,7 @@ fn edits_follow_links_inside_the_root_only() {
         keyring: None,
         work: &work,
         kernel_params: &[],
+        allow_upgrades: false,
     };
     let mut t = tuner(&spec);
     t.step("fstab", String::new());
@@ -93,4 +94,105 @@ fn edits_follow_links_inside_the_root_only() {
         .map(|c| String::from_utf8_lossy(&c.path).into_owned())
         .collect();
     assert!(recorded.contains(&"/etc/fstab".to_string()), "{recorded:?}");
+}
+
+/// A copy in `tmp` of the root `tests/fixtures/older-systemd.sh` keeps: the drifted system with
+/// the systemd packages of bookworm-security, older than the release's. Its path and that
+/// version.
+fn older_systemd_root(tmp: &Path, name: &str) -> (PathBuf, String) {
+    let out = std::process::Command::new("bash")
+        .arg(uforge_test_support::workspace().join("tests/fixtures/older-systemd.sh"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let mut lines = text.lines();
+    let (fixture, older) = (lines.next().unwrap(), lines.next().unwrap());
+    let root = tmp.join(name);
+    let copied = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(fixture)
+        .arg(&root)
+        .status()
+        .unwrap();
+    assert!(copied.success());
+    (root, older.to_string())
+}
+
+/// The installed version of each package of the root, by name.
+fn versions(root: &Path) -> std::collections::HashMap<String, String> {
+    let status = std::fs::read_to_string(root.join("var/lib/dpkg/status")).unwrap();
+    crate::deb822::parse(&status)
+        .into_iter()
+        .filter(|p| p.get("Status").is_some_and(|s| s.ends_with(" installed")))
+        .filter_map(|p| Some((p.get("Package")?.to_string(), p.get("Version")?.to_string())))
+        .collect()
+}
+
+#[test]
+fn tuning_keeps_the_sources_packages_at_their_versions() {
+    // Not under /tmp: the sandbox gives apt a /tmp of its own.
+    let tmp = tempfile::tempdir_in("/var/tmp").unwrap();
+    let (root, older) = older_systemd_root(tmp.path(), "kept");
+    let work = tmp.path().join("work");
+    let release = uforge_test_support::mirror_line();
+    let security = release
+        .replacen("/debian ", "/debian-security ", 1)
+        .replace(" bookworm ", " bookworm-security ");
+    let archs = ["amd64".to_string()];
+    let udev = ["udev".to_string()];
+    assert_eq!(versions(&root)["systemd"], older);
+
+    // The release alone has only a udev newer than the installed systemd: refused, named.
+    let mut a = apt::Apt::new(&root, &work, &[release.clone()], &archs, None).unwrap();
+    let e = a.install(&udev, false).unwrap_err().to_string();
+    assert!(e.contains("udev"), "{e}");
+    assert!(e.contains("libudev1"), "{e}");
+    assert!(e.contains("--allow-upgrades"), "{e}");
+    let now = versions(&root);
+    assert_eq!(now["systemd"], older);
+    assert!(!now.contains_key("udev"), "{e}");
+
+    // With security's suite too, udev comes at the installed systemd's version.
+    let sources = [release.clone(), security.clone()];
+    let mut a = apt::Apt::new(&root, &work, &sources, &archs, None).unwrap();
+    let changes = a.install(&udev, false).unwrap();
+    let now = versions(&root);
+    for p in [
+        "systemd",
+        "libsystemd0",
+        "libudev1",
+        "libsystemd-shared",
+        "udev",
+    ] {
+        assert_eq!(now[p], older, "{p}: {changes:?}");
+    }
+    assert!(
+        changes.iter().all(|c| c.from.is_none()),
+        "a package of the source changed: {changes:?}"
+    );
+    assert!(
+        changes
+            .iter()
+            .any(|c| c.package == "udev:amd64" && c.to.as_deref() == Some(older.as_str())),
+        "{changes:?}"
+    );
+
+    // Allowed, the same install upgrades the source's systemd packages, and says so with both
+    // versions.
+    let (root, _) = older_systemd_root(tmp.path(), "upgraded");
+    let mut a = apt::Apt::new(&root, &work, &sources, &archs, None).unwrap();
+    let changes = a.install(&udev, true).unwrap();
+    let now = versions(&root);
+    assert_ne!(now["libudev1"], older);
+    let libudev = changes
+        .iter()
+        .find(|c| c.package == "libudev1:amd64")
+        .unwrap_or_else(|| panic!("{changes:?}"));
+    assert_eq!(libudev.from.as_deref(), Some(older.as_str()));
+    assert_eq!(libudev.to.as_deref(), Some(now["libudev1"].as_str()));
 }
