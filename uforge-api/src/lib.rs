@@ -17,7 +17,7 @@ mod scans;
 
 pub use documents::{
     AnalysisDocument, AnalysisStats, Comparison, FileChange, PackageChange, PackageRef, PathEntry,
-    TuningChange, TuningLog, TuningStep,
+    TuningChange, TuningLog, TuningStep, UsrLayout, UsrLink,
 };
 pub use images::{Image, ImageProgress, ImageStatus, NewImage};
 pub use repos::{NewRepo, Package, Repo};

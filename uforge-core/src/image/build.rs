@@ -12,6 +12,7 @@ use super::reconcile::{self, ReconcileStats};
 use super::tune::{self, TuneSpec};
 use super::{Format, NetworkPolicy, Staged, Target, TuningLog};
 use crate::blobstore::BlobStore;
+use crate::facts::UsrLayout;
 use crate::model::FileKind;
 use crate::progress::Progress;
 use crate::repo::Sources;
@@ -62,6 +63,8 @@ pub struct BuildResult {
     pub reconcile: ReconcileStats,
     /// The images of [`BuildSpec::extra_outputs`]: format, file, size and SHA-256.
     pub extra: Vec<(Format, PathBuf, u64, String)>,
+    /// The source's /usr layout, which the image reproduces.
+    pub layout: UsrLayout,
 }
 
 /// The phases a build reports, in order. The tuning reports sub-phases (`tune: bootloader`),
@@ -125,17 +128,22 @@ fn build_inner(
     let mut reader = ReportReader::open(spec.report)?;
     let header = reader.header().clone();
     let mut content = 0u64;
+    let mut layout = UsrLayout::default();
     while let Some(e) = reader.next_file()? {
         if e.kind == FileKind::File {
             content += e.size;
         }
+        layout.observe(&e);
     }
     drop(reader);
+    let layout = layout.finish(&header.packages);
     let suite = header.machine.os.version_codename.clone().ok_or_else(|| {
         Error::Invalid("the scan does not name its release (VERSION_CODENAME)".into())
     })?;
 
     progress.phase(PHASES[0], None);
+    // Before any download: a layout the install cannot give the new root fails the build now.
+    layout.check()?;
     // Only the repositories of the scan's release: installing another release's packages
     // would half upgrade the machine.
     let (release_sources, repos) = spec.sources.for_release(&header, progress)?;
@@ -170,6 +178,7 @@ fn build_inner(
             suite: &suite,
             sources: &release_sources,
             root: &root,
+            layout: &layout,
         },
         progress,
     )?;
@@ -251,6 +260,7 @@ fn build_inner(
         tuning_log: log,
         reconcile: stats,
         extra,
+        layout,
     })
 }
 
