@@ -15,9 +15,9 @@ use crate::live::{outside_tmp, Server};
 use crate::util::*;
 
 /// The token the fixtures' nginx page carries.
-const TOKEN: &str = "uforge-token-7f3a9c";
+pub(crate) const TOKEN: &str = "uforge-token-7f3a9c";
 
-fn uforge() -> Command {
+pub(crate) fn uforge() -> Command {
     Command::new(Path::new(env!("CARGO_BIN_EXE_uforge-scan")).with_file_name("uforge"))
 }
 
@@ -29,10 +29,10 @@ fn json_of(cmd: &mut Command) -> Value {
 }
 
 /// Report, analysis and overlay of a fixture, made with the local tools, in `dir`.
-struct Scanned {
-    report: PathBuf,
-    analysis: PathBuf,
-    overlay: PathBuf,
+pub(crate) struct Scanned {
+    pub(crate) report: PathBuf,
+    pub(crate) analysis: PathBuf,
+    pub(crate) overlay: PathBuf,
 }
 
 fn scan_fixture(root: &Path, dir: &Path) -> Scanned {
@@ -100,7 +100,7 @@ fn build_from(
 }
 
 /// `uforge image verify`: the unexplained differences, which must be none.
-fn verify(image: &Path, report: &Path, log: Option<&Path>) -> Value {
+pub(crate) fn verify(image: &Path, report: &Path, log: Option<&Path>) -> Value {
     let mut c = uforge();
     c.args(["--json", "image", "verify"])
         .arg(image)
@@ -189,11 +189,11 @@ fn http_get(port: u16, path: &str) -> Option<String> {
     let mut text = String::new();
     s.read_to_string(&mut text).ok()?;
     let (head, body) = text.split_once("\r\n\r\n")?;
-    head.starts_with("HTTP/1.1 200").then(|| body.to_string())
+    (head.starts_with("HTTP/1.1 200") || head.starts_with("HTTP/1.0 200")).then(|| body.to_string())
 }
 
 /// A virtual machine booted from an image's own disk, stopped when dropped.
-struct Vm {
+pub(crate) struct Vm {
     child: Child,
     serial: PathBuf,
     port: u16,
@@ -210,7 +210,7 @@ impl Vm {
     /// Boots `image` (no `-kernel`: the image's bootloader), with the source's network
     /// (192.0.2.0/24, gateway .1) so its static address works, and the guest's port 80 at
     /// 192.0.2.10 forwarded to a loopback port.
-    fn boot(image: &Path, format: &str, uefi: bool, dir: &Path) -> Vm {
+    pub(crate) fn boot(image: &Path, format: &str, uefi: bool, dir: &Path) -> Vm {
         let port = free_port();
         let serial = dir.join(format!("serial-{port}.log"));
         let mut c = Command::new("qemu-system-x86_64");
@@ -252,13 +252,13 @@ impl Vm {
         }
     }
 
-    fn serial(&self) -> String {
+    pub(crate) fn serial(&self) -> String {
         String::from_utf8_lossy(&std::fs::read(&self.serial).unwrap_or_default()).into_owned()
     }
 
     /// Waits until the guest serves its page and the custom unit has written its whole status
     /// page, and returns both.
-    fn wait_served(&mut self) -> (String, String) {
+    pub(crate) fn wait_served(&mut self) -> (String, String) {
         let deadline = Instant::now() + Duration::from_secs(600);
         while Instant::now() < deadline {
             if let Some(status) = self.child.try_wait().unwrap() {

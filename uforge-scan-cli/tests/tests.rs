@@ -3,6 +3,7 @@
 
 mod analysis;
 mod images;
+mod layouts;
 mod live;
 mod scan;
 mod util;
