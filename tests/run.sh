@@ -6,6 +6,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tests/deps.sh
 
+# The release and /usr layout roots build (or come from the cache) while the workspace compiles;
+# the tests wait for each through the script's lock.
+for fx in "trixie merged" "bullseye unmerged" "bullseye symlinks" "bookworm usr-is-merged"; do
+    # shellcheck disable=SC2086
+    bash tests/fixtures/release-root.sh $fx >/dev/null 2>&1 &
+done
 cargo test --workspace
 # The decoders of untrusted input, each fuzzed for a bounded time (about 5 min in all).
 bash tests/fuzz.sh

@@ -62,6 +62,35 @@ fn is_zero(n: &u64) -> bool {
     *n == 0
 }
 
+/// A top-level link of a merged /usr.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct UsrLink {
+    /// The link (`/bin`).
+    pub path: String,
+    /// Its target as stored (`usr/bin`); empty when the entry is not a link.
+    pub target: String,
+}
+
+/// The source's /usr layout, which a build reproduces.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct UsrLayout {
+    /// `merged` (`/bin`, `/sbin`, `/lib*` link into `/usr`), `unmerged` (directories),
+    /// `mixed` (some of each: cannot be rebuilt) or `none`.
+    pub kind: String,
+    /// The top-level links.
+    pub links: Vec<UsrLink>,
+    /// The top-level directories (`/bin`).
+    pub dirs: Vec<String>,
+    /// Installed merge packages (`usrmerge`, `usr-is-merged`).
+    pub packages: Vec<String>,
+    /// Whether `/etc/unsupported-skip-usrmerge-conversion` exists.
+    pub skip_conversion: bool,
+}
+
 /// An analysis: the same document as `uforge-scan analyze -o`, read into
 /// `uforge_core::analysis::Analysis` by the client.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -89,6 +118,9 @@ pub struct AnalysisDocument {
     /// Totals.
     #[serde(default)]
     pub stats: AnalysisStats,
+    /// The source's /usr layout.
+    #[serde(default)]
+    pub usr_layout: UsrLayout,
 }
 
 /// A package added, removed or at another version.
@@ -247,6 +279,15 @@ mod tests {
             }],
             unknown_files: vec![b"/srv/x".to_vec()],
             wanted: vec![b"/srv".to_vec(), b"/srv/x".to_vec()],
+            usr_layout: uforge_core::facts::UsrLayout::of(
+                &[],
+                &[uforge_core::model::Package {
+                    name: "usr-is-merged".into(),
+                    manager: "dpkg".into(),
+                    status: "installed".into(),
+                    ..Default::default()
+                }],
+            ),
             ..Analysis::default()
         };
         let mut out = Vec::new();

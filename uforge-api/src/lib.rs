@@ -18,7 +18,7 @@ mod scans;
 
 pub use documents::{
     AnalysisDocument, AnalysisStats, Comparison, FileChange, PackageChange, PackageRef, PathEntry,
-    TuningChange, TuningLog, TuningPackage, TuningStep,
+    TuningChange, TuningLog, TuningPackage, TuningStep, UsrLayout, UsrLink,
 };
 pub use images::{Image, ImageFile, ImageProgress, ImageStatus, NewImage};
 pub use publish::{

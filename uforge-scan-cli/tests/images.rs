@@ -100,7 +100,7 @@ fn build_from(
 }
 
 /// `uforge image verify`: the unexplained differences, which must be none.
-fn verify(image: &Path, report: &Path, log: Option<&Path>) -> Value {
+pub(crate) fn verify(image: &Path, report: &Path, log: Option<&Path>) -> Value {
     let mut c = uforge();
     c.args(["--json", "image", "verify"])
         .arg(image)
@@ -164,7 +164,7 @@ pub(crate) fn http_get(port: u16, path: &str) -> Option<String> {
     let mut text = String::new();
     s.read_to_string(&mut text).ok()?;
     let (head, body) = text.split_once("\r\n\r\n")?;
-    head.starts_with("HTTP/1.1 200").then(|| body.to_string())
+    (head.starts_with("HTTP/1.1 200") || head.starts_with("HTTP/1.0 200")).then(|| body.to_string())
 }
 
 /// A virtual machine booted from an image's own disk, stopped when dropped.
@@ -185,7 +185,7 @@ impl Vm {
     /// Boots `image` (no `-kernel`: the image's bootloader), with the source's network
     /// (192.0.2.0/24, gateway .1) so its static address works, and the guest's port 80 at
     /// 192.0.2.10 forwarded to a loopback port.
-    fn boot(image: &Path, format: &str, uefi: bool, dir: &Path) -> Vm {
+    pub(crate) fn boot(image: &Path, format: &str, uefi: bool, dir: &Path) -> Vm {
         Vm::start(image, format, uefi, dir, true, "192.0.2.10")
     }
 

@@ -4,6 +4,7 @@
 mod analysis;
 mod help;
 mod images;
+mod layouts;
 mod live;
 mod publish;
 mod scan;

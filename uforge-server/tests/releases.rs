@@ -1,9 +1,16 @@
 //! A user with the repositories of several releases: each scan is analysed, and its packages
 //! recreated, against the repositories of its own release only.
 
-use serde_json::json;
+use std::collections::BTreeMap;
+use std::process::Command;
+use std::time::{Duration, Instant};
 
-use crate::util::roots::{small_root, Root, PACKAGE};
+use serde_json::json;
+use uforge_core::progress::NoProgress;
+use uforge_core::scan::{scan_to_report, ScanOptions};
+use uforge_test_support::{release_lines, release_root};
+
+use crate::util::roots::{overlay_of, small_root, Root, PACKAGE};
 use crate::util::{Backend, Client, Server};
 
 /// The small root as a machine of `codename`, scanned.
@@ -98,4 +105,113 @@ fn a_mixed_fleet_uses_each_scans_own_release() {
         .expect(200)
         .json();
     assert_eq!(a["missing_packages"], json!([]), "{a}");
+}
+
+/// The installed packages of a dpkg status file: name to version.
+fn installed(status: &str) -> BTreeMap<String, String> {
+    status
+        .split("\n\n")
+        .filter(|s| s.lines().any(|l| l == "Status: install ok installed"))
+        .filter_map(|s| {
+            let field = |k: &str| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix(k))
+                    .map(|v| v.trim().to_string())
+            };
+            Some((field("Package:")?, field("Version:")?))
+        })
+        .collect()
+}
+
+/// Polls an image job until it ends.
+fn wait_for_image(s: &Server, id: i64) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(1200);
+    loop {
+        let v = s.admin().get(&format!("/images/{id}")).expect(200).json();
+        if v["status"] == "done" || v["status"] == "failed" {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "image {id}: {v}\n{}", s.log());
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
+/// Real bullseye and trixie machines of one user with the repositories of both releases: each
+/// image holds exactly its machine's packages at the machine's versions, never the other
+/// release's.
+#[test]
+fn a_mixed_fleet_builds_each_image_from_its_own_release() {
+    let s = Server::start(Backend::Sqlite);
+    let admin = s.admin();
+    for release in ["bullseye", "trixie"] {
+        for line in release_lines(release) {
+            add_repo(&admin, &line);
+        }
+    }
+    for (release, layout) in [("bullseye", "unmerged"), ("trixie", "merged")] {
+        let root = release_root(release, layout);
+        let report = s.tmp.path().join(format!("{release}.ufr"));
+        scan_to_report(&ScanOptions::new(&root), &NoProgress)
+            .unwrap()
+            .save(&report)
+            .unwrap();
+        let id = new_scan(&admin, release);
+        let analysis = admin
+            .bytes(
+                "POST",
+                &format!("/scans/{id}/report"),
+                &std::fs::read(&report).unwrap(),
+            )
+            .expect(200)
+            .body;
+        let overlay = overlay_of(&root, &report, &analysis);
+        let done = admin
+            .stream("PUT", &format!("/scans/{id}/overlay"), &overlay[..])
+            .expect(200)
+            .json();
+        assert_eq!(done["status"], "complete", "{done}");
+        let job = admin
+            .json(
+                "POST",
+                &format!("/scans/{id}/images"),
+                json!({ "format": "tar.gz" }),
+            )
+            .expect(202)
+            .json();
+        let image = job["id"].as_i64().unwrap();
+        let end = wait_for_image(&s, image);
+        assert_eq!(end["status"], "done", "{release}: {end}");
+
+        let dir = s.data_dir.join(format!("images/{image}"));
+        let file = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| p.to_string_lossy().ends_with(".tar.gz"))
+            .unwrap_or_else(|| panic!("no tar.gz in {}", dir.display()));
+        let out = Command::new("tar")
+            .args(["-xzOf"])
+            .arg(&file)
+            .arg("./var/lib/dpkg/status")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let in_image = installed(&String::from_utf8(out.stdout).unwrap());
+        let source = installed(&std::fs::read_to_string(root.join("var/lib/dpkg/status")).unwrap());
+        // Every package of the machine at its own version, and no other: a tree for no
+        // target gets no packages of its own.
+        let differ: Vec<String> = in_image
+            .iter()
+            .filter(|(p, v)| source.get(*p) != Some(*v))
+            .map(|(p, v)| format!("{p} {v} (machine: {:?})", source.get(p)))
+            .collect();
+        assert!(differ.is_empty(), "{release}: {differ:?}");
+        assert_eq!(in_image.len(), source.len(), "{release}");
+        for p in ["libc6", "base-files", "systemd", "busybox"] {
+            assert_eq!(in_image.get(p), source.get(p), "{release}: {p}");
+        }
+    }
 }

@@ -8,4 +8,4 @@ pub mod postgres;
 pub mod services;
 pub mod tar;
 
-pub use fixtures::{fixture, mirror_line, workspace};
+pub use fixtures::{fixture, mirror_line, release_lines, release_root, workspace, RELEASE_ROOTS};

@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use super::{Analysis, Change, DeletedFile, ModifiedFile, PreviousScan};
 use crate::canon::Canon;
+use crate::facts::UsrLayout;
 use crate::model::{Exclude, FileEntry, FileKind, RawPath};
 use crate::pkgdb::package_keys;
 use crate::progress::Progress;
@@ -131,7 +132,9 @@ pub fn analyze(
     progress.phase("links", None);
     let mut symlinks: HashMap<RawPath, RawPath> = HashMap::new();
     let mut later_links: HashMap<RawPath, Vec<(RawPath, Option<String>)>> = HashMap::new();
+    let mut layout = UsrLayout::default();
     while let Some(e) = reader.next_file()? {
+        layout.observe(&e);
         match e.kind {
             FileKind::Symlink => {
                 symlinks.insert(e.path, e.target.unwrap_or_default());
@@ -146,6 +149,8 @@ pub fn analyze(
             _ => {}
         }
     }
+
+    out.usr_layout = layout.finish(&header.packages);
 
     progress.phase("manifests", None);
     let manifests = fetch_manifests(repos, &pkeys, &sources)?;

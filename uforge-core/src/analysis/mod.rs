@@ -16,6 +16,7 @@ pub(crate) use compare::file_diff;
 pub use compare::{compare, walk_order, Comparison, FileChange, PackageChange};
 pub use previous::PreviousScan;
 
+use crate::facts::UsrLayout;
 use crate::model::{FileEntry, RawPath};
 use crate::rawpath::{to_text, TextPath, B64};
 use crate::repo::PackageKey;
@@ -105,6 +106,8 @@ pub struct Analysis {
     pub wanted: Vec<RawPath>,
     /// Totals.
     pub stats: AnalysisStats,
+    /// The source's /usr layout, which a build reproduces.
+    pub usr_layout: UsrLayout,
 }
 
 /// The `format` value of an analysis document.
@@ -160,6 +163,8 @@ struct JAnalysis {
     wanted: Vec<JPath>,
     #[serde(default)]
     stats: AnalysisStats,
+    #[serde(default)]
+    usr_layout: UsrLayout,
 }
 
 impl Analysis {
@@ -209,6 +214,7 @@ impl Analysis {
                 .map(|p| JPath::new(p, None, None))
                 .collect(),
             stats: self.stats.clone(),
+            usr_layout: self.usr_layout.clone(),
         };
         serde_json::to_writer(out, &doc)
             .map_err(|e| Error::Invalid(format!("cannot write the analysis: {e}")))
@@ -268,6 +274,7 @@ impl Analysis {
             unknown_files: paths(doc.unknown_files)?,
             wanted: paths(doc.wanted)?,
             stats: doc.stats,
+            usr_layout: doc.usr_layout,
         })
     }
 }

@@ -15,11 +15,13 @@ mod os;
 mod rootfs;
 pub(crate) mod shellvars;
 pub mod users;
+pub mod usr_layout;
 
 use std::path::Path;
 
 pub use mounts::live_excludes;
 pub use users::IdNames;
+pub use usr_layout::UsrLayout;
 
 use crate::model::{Machine, ScanError};
 use rootfs::RootFs;

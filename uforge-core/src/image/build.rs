@@ -12,6 +12,7 @@ use super::reconcile::{self, ReconcileStats};
 use super::tune::{self, TuneSpec};
 use super::{Format, NetworkPolicy, Staged, Target, TuningLog};
 use crate::blobstore::BlobStore;
+use crate::facts::UsrLayout;
 use crate::model::FileKind;
 use crate::model::ReportHeader;
 use crate::progress::Progress;
@@ -66,6 +67,8 @@ pub struct BuildResult {
     pub reconcile: ReconcileStats,
     /// The images of [`BuildSpec::extra_outputs`]: format, file, size and SHA-256.
     pub extra: Vec<(Format, PathBuf, u64, String)>,
+    /// The source's /usr layout, which the image reproduces.
+    pub layout: UsrLayout,
 }
 
 /// The phases a build reports, in order. The tuning reports sub-phases (`tune: bootloader`),
@@ -118,6 +121,8 @@ pub struct Prepared {
     pub sources: Sources,
     /// Kernel parameters added to the image's command line.
     pub kernel_params: Vec<String>,
+    /// The /usr layout the install gives the root.
+    pub layout: UsrLayout,
 }
 
 /// How a build fills a fresh root: the pluggable step between making the disk and tuning it.
@@ -169,15 +174,20 @@ impl Populate for FromScan<'_> {
         let mut reader = ReportReader::open(spec.report)?;
         let header = reader.header().clone();
         let mut content = 0u64;
+        let mut layout = UsrLayout::default();
         while let Some(e) = reader.next_file()? {
             if e.kind == FileKind::File {
                 content += e.size;
             }
+            layout.observe(&e);
         }
         drop(reader);
+        let layout = layout.finish(&header.packages);
         header.machine.os.version_codename.as_ref().ok_or_else(|| {
             Error::Invalid("the scan does not name its release (VERSION_CODENAME)".into())
         })?;
+        // Before any download: a layout the install cannot give the new root fails the build now.
+        layout.check()?;
         // Only the repositories of the scan's release: installing another release's packages
         // would half upgrade the machine.
         let (release_sources, repos) = spec.sources.for_release(&header, progress)?;
@@ -187,6 +197,7 @@ impl Populate for FromScan<'_> {
             content,
             sources: release_sources,
             kernel_params: Vec::new(),
+            layout,
         })
     }
 
@@ -210,6 +221,7 @@ impl Populate for FromScan<'_> {
                 suite: &suite,
                 sources: &prepared.sources,
                 root,
+                layout: &prepared.layout,
             },
             progress,
         )?;
@@ -373,6 +385,7 @@ fn build_inner(
         tuning_log: log,
         reconcile: stats,
         extra,
+        layout: prepared.layout.clone(),
     })
 }
 

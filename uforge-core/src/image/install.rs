@@ -11,6 +11,7 @@ use std::process::Command;
 
 use super::cmd;
 use super::sandbox::{self, Sandbox};
+use crate::facts::UsrLayout;
 use crate::model::Package;
 use crate::progress::Progress;
 use crate::repo::{PackageKey, RepoIndex, Sources};
@@ -28,6 +29,8 @@ pub struct InstallSpec<'a> {
     pub sources: &'a Sources,
     /// The root to fill: empty, or a freshly made filesystem with only `lost+found`.
     pub root: &'a Path,
+    /// The source's /usr layout, set up before any package is unpacked.
+    pub layout: &'a UsrLayout,
 }
 
 /// The packages a build installs: those the source had installed.
@@ -87,6 +90,10 @@ pub fn install(spec: &InstallSpec<'_>, progress: &dyn Progress) -> Result<()> {
             "the scan lists no installed dpkg packages: there is nothing to install".into(),
         ));
     }
+    // Packages do not say how /usr was merged (debootstrap's links, usrmerge, base-files'
+    // links), and usr-is-merged's preinst refuses a root without the links: the new root
+    // gets the source's before the first package is unpacked.
+    let layout_hook = spec.layout.setup_hook()?;
     progress.phase("install", Some(pkgs.len() as u64));
     let include: Vec<String> = pkgs
         .iter()
@@ -100,8 +107,11 @@ pub fn install(spec: &InstallSpec<'_>, progress: &dyn Progress) -> Result<()> {
         // A new filesystem has lost+found.
         "--skip=check/empty",
     ])
-    .arg(format!("--include={}", include.join(",")))
-    .arg(
+    .arg(format!("--include={}", include.join(",")));
+    if let Some(hook) = &layout_hook {
+        c.arg(format!("--setup-hook={hook}"));
+    }
+    c    .arg(
         "--extract-hook=mkdir -p \"$1/usr/sbin\" && chroot \"$1\" dpkg-divert --quiet --local --rename --add \
          /usr/sbin/update-initramfs && printf '#!/bin/sh\\nexit 0\\n' >\"$1/usr/sbin/update-initramfs\" \
          && chmod 0755 \"$1/usr/sbin/update-initramfs\"",
@@ -194,10 +204,9 @@ exit 0
         // A stray variable of the operator's shell must not reach the scripts.
         std::env::set_var("HTTPLIB2_CA_CERTS", "/nonexistent");
         let fixture = crate::test_fixture::debian_root();
-        let mut packages = scan_to_report(&ScanOptions::new(&fixture), &NoProgress)
-            .unwrap()
-            .header
-            .packages;
+        let scanned = scan_to_report(&ScanOptions::new(&fixture), &NoProgress).unwrap();
+        let layout = UsrLayout::of(&scanned.files, &scanned.header.packages);
+        let mut packages = scanned.header.packages;
         // The fixture's in-house package is in no repository.
         packages.retain(|p| p.name != "acme-agent");
         packages.push(Package {
@@ -229,6 +238,7 @@ exit 0
                 suite: "bookworm",
                 sources: &sources,
                 root: &root,
+                layout: &layout,
             },
             &NoProgress,
         )

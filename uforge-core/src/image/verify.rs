@@ -13,6 +13,7 @@ use super::disk::Attached;
 use super::reconcile::scan_like;
 use super::TuningLog;
 use crate::analysis::{compare, PackageChange};
+use crate::facts::UsrLayout;
 use crate::fsroot::{Links, RootDir};
 use crate::model::FileKind;
 use crate::rawpath::{to_text, TextPath};
@@ -46,6 +47,11 @@ pub struct Verification {
     /// Sockets of the source absent from the image, explained: no archive carries a socket;
     /// the program that listens on one creates it when it starts.
     pub absent_sockets: Vec<String>,
+    /// The source's /usr layout.
+    pub layout: UsrLayout,
+    /// The image's /usr layout: differs from [`Self::layout`] only with unexplained
+    /// differences of `/bin`, `/sbin` or `/lib*`.
+    pub image_layout: UsrLayout,
 }
 
 impl Verification {
@@ -145,16 +151,22 @@ fn finish(
     };
     let mut sockets = HashSet::new();
     let mut source = ReportReader::open(report)?;
+    let packages = source.header().packages.clone();
+    let mut layout = UsrLayout::default();
     while let Some(e) = source.next_file()? {
+        layout.observe(&e);
         if e.kind == FileKind::Socket {
             sockets.insert(e.path);
         }
     }
+    let image_layout = UsrLayout::of_report(scanned)?;
     let cmp = compare(ReportReader::open(report)?, ReportReader::open(scanned)?)?;
     let _ = std::fs::remove_file(scanned);
     let explained = log.explained();
     let mut out = Verification {
         entries,
+        layout: layout.finish(&packages),
+        image_layout,
         ..Default::default()
     };
     let text = |p: &[u8]| match to_text(p) {

@@ -157,6 +157,8 @@ impl Populate for FromTemplate<'_> {
             content,
             sources,
             kernel_params: t.install.kernel_params.clone(),
+            // A template names no layout: the install gives the root its release's own.
+            layout: Default::default(),
         })
     }
 
@@ -174,6 +176,7 @@ impl Populate for FromTemplate<'_> {
                 suite: &t.os.release,
                 sources: &prepared.sources,
                 root,
+                layout: &prepared.layout,
             },
             progress,
         )?;

@@ -60,6 +60,10 @@ pub fn analyze(mut a: AnalyzeArgs) -> Result<()> {
             s.wanted_bytes as f64 / 1048576.0,
             s.held
         );
+        eprintln!("layout: {}", analysis.usr_layout.describe());
+        if let Err(e) = analysis.usr_layout.check() {
+            eprintln!("warning: {e}");
+        }
     }
     Ok(())
 }

@@ -59,6 +59,10 @@ pub fn run(args: RunArgs) -> Result<()> {
             a.unknown_files.len(),
             a.stats.held
         );
+        eprintln!("  layout: {}", a.usr_layout.describe());
+        if let Err(e) = a.usr_layout.check() {
+            eprintln!("  warning: {e}");
+        }
         for p in &summary.result.recreated {
             eprintln!("  recreated {}", p.file);
         }

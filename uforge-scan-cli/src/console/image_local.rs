@@ -203,6 +203,7 @@ pub fn build(a: &BuildArgs, json_out: bool) -> Result<()> {
                 "sha256": res.sha256,
                 "tuning_log": log_path.display().to_string(),
                 "reconcile": res.reconcile,
+                "layout": res.layout,
                 "also": res.extra.iter().map(|(f, p, size, sha)| json!({
                     "format": f, "output": p.display().to_string(), "size": size, "sha256": sha,
                 })).collect::<Vec<_>>(),
@@ -217,6 +218,7 @@ pub fn build(a: &BuildArgs, json_out: bool) -> Result<()> {
             res.size as f64 / 1048576.0,
             res.sha256
         );
+        println!("  layout: {}", res.layout.describe());
         for (f, p, size, sha) in &res.extra {
             println!(
                 "{} ({f}, {:.1} MiB, sha256 {sha})",
@@ -275,6 +277,11 @@ pub fn verify(a: &VerifyArgs, json_out: bool) -> Result<()> {
             v.unexplained.len(),
             v.explained,
             v.unexplained_packages.len()
+        );
+        eprintln!(
+            "layout: source {}; image {}",
+            v.layout.describe(),
+            v.image_layout.describe()
         );
         if let Some(first) = v.absent_sockets.first() {
             eprintln!(

@@ -12,7 +12,7 @@ use base64::Engine;
 use serde_json::Value;
 
 pub use uforge_test_support::postgres::fresh_database as postgres_url;
-pub use uforge_test_support::{fixture, mirror_line};
+pub use uforge_test_support::{fixture, mirror_line, release_lines, release_root};
 
 /// The repository's top directory.
 pub fn repo() -> PathBuf {

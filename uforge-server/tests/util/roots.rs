@@ -99,12 +99,17 @@ impl Root {
 
     /// The overlay an agent sends for this analysis.
     pub fn overlay(&self, report: &Path, analysis: &[u8]) -> Vec<u8> {
-        let a = Analysis::read_json(analysis, "answer").unwrap();
-        let wanted: HashSet<RawPath> = a.wanted.into_iter().collect();
-        let mut out = Vec::new();
-        let mut reader = ReportReader::open(report).unwrap();
-        let stats = write_overlay(&self.root, &mut reader, &wanted, &mut out, &NoProgress).unwrap();
-        assert!(stats.changed.is_empty(), "{:?}", stats.changed);
-        out
+        overlay_of(&self.root, report, analysis)
     }
+}
+
+/// The overlay an agent sends for an analysis of the scan `report` of `root`.
+pub fn overlay_of(root: &Path, report: &Path, analysis: &[u8]) -> Vec<u8> {
+    let a = Analysis::read_json(analysis, "answer").unwrap();
+    let wanted: HashSet<RawPath> = a.wanted.into_iter().collect();
+    let mut out = Vec::new();
+    let mut reader = ReportReader::open(report).unwrap();
+    let stats = write_overlay(root, &mut reader, &wanted, &mut out, &NoProgress).unwrap();
+    assert!(stats.changed.is_empty(), "{:?}", stats.changed);
+    out
 }
