@@ -14,8 +14,9 @@ use base64::Engine;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use uforge_api::{
-    Comparison, Health, Image, ImageFile, Machine, NewImage, NewPublication, NewRepo, NewScan, NewTarget,
-    OverlayResult, Package, Publication, Repo, Scan, Target, TargetCredentials, TuningLog,
+    Comparison, Health, Image, ImageFile, Machine, NewImage, NewPublication, NewRepo, NewScan,
+    NewTarget, OverlayResult, Package, Publication, Repo, Scan, Target, TargetCredentials,
+    TuningLog,
 };
 use uforge_core::analysis::Analysis;
 

@@ -159,7 +159,7 @@ fn run_remote(cmd: ImageCmd, connect: &ConnectArgs, json: bool) -> Result<()> {
             out.flush()?;
             Ok(())
         }
-        ImageCmd::List { scan } => emit(json, &client.list_images(scan)?, tables::images),
+        ImageCmd::List { scan } => emit(json, &client.list_images(scan)?[..], tables::images),
         ImageCmd::Download { id, output, link } => download(&client, id, output, link, json),
         ImageCmd::Delete { id } => {
             client.delete_image(id)?;

@@ -143,7 +143,7 @@ fn run(cli: Cli) -> Result<()> {
     let json = cli.json;
     match command {
         Command::Scan(ScanCmd::List { machine }) => {
-            emit(json, &client.scans(machine.as_deref())?, tables::scans)
+            emit(json, &client.scans(machine.as_deref())?[..], tables::scans)
         }
         Command::Scan(ScanCmd::Show { id }) => emit(json, &client.scan(id)?, tables::scan),
         Command::Scan(ScanCmd::Compare { a, b }) => {
@@ -163,16 +163,16 @@ fn run(cli: Cli) -> Result<()> {
                 .iter()
                 .map(|l| client.repo_add(l))
                 .collect::<Result<Vec<_>, _>>()?;
-            emit(json, &added, tables::repos)
+            emit(json, &added[..], tables::repos)
         }
         Command::Repo(RepoCmd::Sync { id }) => emit(json, &client.repo_sync(id)?, tables::repo),
-        Command::Repo(RepoCmd::List) => emit(json, &client.repos()?, tables::repos),
+        Command::Repo(RepoCmd::List) => emit(json, &client.repos()?[..], tables::repos),
         Command::Repo(RepoCmd::Delete { id }) => {
             client.repo_delete(id)?;
             deleted(json, id)
         }
-        Command::Machine(MachineCmd::List) => emit(json, &client.machines()?, tables::machines),
-        Command::Package(PackageCmd::List) => emit(json, &client.packages()?, tables::packages),
+        Command::Machine(MachineCmd::List) => emit(json, &client.machines()?[..], tables::machines),
+        Command::Package(PackageCmd::List) => emit(json, &client.packages()?[..], tables::packages),
         Command::Target(cmd) => publish::target(cmd, &client, json),
         Command::Publication(cmd) => publish::publication(cmd, &client, json),
         Command::Image(_) | Command::Template(_) => unreachable!("handled above"),
@@ -200,7 +200,7 @@ fn file_lines(file: &std::path::Path) -> Result<Vec<String>> {
 }
 
 /// Prints an answer: pretty JSON with `--json`, else the lines `table` makes of it.
-fn emit<T: Serialize>(json: bool, value: &T, table: fn(&T) -> Vec<String>) -> Result<()> {
+fn emit<T: Serialize + ?Sized>(json: bool, value: &T, table: fn(&T) -> Vec<String>) -> Result<()> {
     let mut out = std::io::stdout().lock();
     if json {
         serde_json::to_writer_pretty(&mut out, value)?;

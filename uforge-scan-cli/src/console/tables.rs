@@ -77,7 +77,7 @@ fn fields(pairs: &[(&str, String)]) -> Vec<String> {
     pairs.iter().map(|(k, v)| format!("{k:<w$}  {v}")).collect()
 }
 
-pub(super) fn scans(v: &Vec<Scan>) -> Vec<String> {
+pub(super) fn scans(v: &[Scan]) -> Vec<String> {
     let rows: Vec<Vec<String>> = v
         .iter()
         .map(|x| {
@@ -153,10 +153,10 @@ pub(super) fn comparison(v: &Comparison) -> Vec<String> {
 }
 
 pub(super) fn repo(v: &Repo) -> Vec<String> {
-    repos(&vec![v.clone()])
+    repos(std::slice::from_ref(v))
 }
 
-pub(super) fn repos(v: &Vec<Repo>) -> Vec<String> {
+pub(super) fn repos(v: &[Repo]) -> Vec<String> {
     let rows: Vec<Vec<String>> = v
         .iter()
         .map(|r| {
@@ -171,7 +171,7 @@ pub(super) fn repos(v: &Vec<Repo>) -> Vec<String> {
     table(&[">ID", ">PACKAGES", "SYNCED", "LINE"], &rows)
 }
 
-pub(super) fn machines(v: &Vec<Machine>) -> Vec<String> {
+pub(super) fn machines(v: &[Machine]) -> Vec<String> {
     let rows: Vec<Vec<String>> = v
         .iter()
         .map(|m| vec![m.name.clone(), m.scans.to_string(), or_dash(&m.last_scan)])
@@ -179,7 +179,7 @@ pub(super) fn machines(v: &Vec<Machine>) -> Vec<String> {
     table(&["MACHINE", ">SCANS", "LAST SCAN"], &rows)
 }
 
-pub(super) fn packages(v: &Vec<Package>) -> Vec<String> {
+pub(super) fn packages(v: &[Package]) -> Vec<String> {
     let rows: Vec<Vec<String>> = v
         .iter()
         .map(|p| {
@@ -263,7 +263,7 @@ pub(super) fn image(x: &Image) -> Vec<String> {
 }
 
 /// The table form of a list of jobs.
-pub(super) fn images(v: &Vec<Image>) -> Vec<String> {
+pub(super) fn images(v: &[Image]) -> Vec<String> {
     let rows: Vec<Vec<String>> = v
         .iter()
         .map(|x| {

@@ -148,7 +148,7 @@ fn tuning_keeps_the_sources_packages_at_their_versions() {
     assert_eq!(versions(&root)["systemd"], older);
 
     // The release alone has only a udev newer than the installed systemd: refused, named.
-    let mut a = apt::Apt::new(&root, &work, &[release.clone()], &archs, None).unwrap();
+    let mut a = apt::Apt::new(&root, &work, std::slice::from_ref(&release), &archs, None).unwrap();
     let e = a.install(&udev, false).unwrap_err().to_string();
     assert!(e.contains("udev"), "{e}");
     assert!(e.contains("libudev1"), "{e}");
