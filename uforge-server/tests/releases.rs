@@ -191,7 +191,7 @@ fn a_mixed_fleet_builds_each_image_from_its_own_release() {
         let out = Command::new("tar")
             .args(["-xzOf"])
             .arg(&file)
-            .arg("./var/lib/dpkg/status")
+            .arg("var/lib/dpkg/status")
             .output()
             .unwrap();
         assert!(
