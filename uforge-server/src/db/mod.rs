@@ -44,7 +44,10 @@ impl ManageConnection for Manager {
 
     fn connect(&self) -> Result<AnyConnection, Self::Error> {
         match &self.database {
-            Database::Postgres(url) => PgConnection::establish(url)
+            Database::Postgres(url) => PgConnection::establish(&without_gss_probe(
+                url,
+                std::env::var_os("PGGSSENCMODE").is_some(),
+            ))
                 .map(AnyConnection::Postgresql)
                 .map_err(diesel::r2d2::Error::ConnectionError),
             Database::Sqlite(path) => {
@@ -75,6 +78,18 @@ impl ManageConnection for Manager {
     fn has_broken(&self, conn: &mut AnyConnection) -> bool {
         conn.is_broken()
     }
+}
+
+/// The URL with `gssencmode=disable` unless it (or `PGGSSENCMODE`) chooses a mode. libpq's
+/// default, `prefer`, initialises Kerberos on every connect, from several pool threads at once,
+/// and bookworm's libkrb5 can abort the process there (`krb5int_getspecific: Assertion`
+/// failed); a site that encrypts with GSSAPI says so in the URL.
+fn without_gss_probe(url: &str, env_chooses: bool) -> String {
+    if env_chooses || url.contains("gssencmode=") {
+        return url.to_string();
+    }
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{sep}gssencmode=disable")
 }
 
 /// A pooled connection.
@@ -169,5 +184,25 @@ mod tests {
             "postgres://u:***@h:5432/db"
         );
         assert_eq!(super::redact("postgres://h/db"), "postgres://h/db");
+    }
+
+    #[test]
+    fn kerberos_is_not_probed_unless_asked_for() {
+        assert_eq!(
+            super::without_gss_probe("postgres://h/db", false),
+            "postgres://h/db?gssencmode=disable"
+        );
+        assert_eq!(
+            super::without_gss_probe("postgres://h/db?sslmode=require", false),
+            "postgres://h/db?sslmode=require&gssencmode=disable"
+        );
+        assert_eq!(
+            super::without_gss_probe("postgres://h/db?gssencmode=require", false),
+            "postgres://h/db?gssencmode=require"
+        );
+        assert_eq!(
+            super::without_gss_probe("postgres://h/db", true),
+            "postgres://h/db"
+        );
     }
 }
