@@ -41,17 +41,9 @@ pub enum ImageCmd {
         /// Image format: raw, qcow2, vmdk, vhd, vhdx, vdi, ova, oci, docker-archive, tar.gz.
         #[arg(short = 'f', long, value_name = "FORMAT")]
         format: String,
-        /// Target platform: kvm, openstack, aws, gcp, azure, vmware, container, none (default:
-        /// the format's usual one).
-        #[arg(long, value_name = "TARGET")]
-        target: Option<String>,
-        /// `keep` the source's network configuration or set every interface to `dhcp`
-        #[arg(long, value_name = "POLICY", default_value = "keep")]
-        network: String,
-        /// Let the packages tuning adds upgrade, downgrade or remove packages of the source
-        /// (default: every package stays at its scanned version; a conflict fails the build).
-        #[arg(long)]
-        allow_upgrades: bool,
+        /// Target, network, package upgrades.
+        #[command(flatten)]
+        image: super::image_options::ImageOptions,
         /// Follow the job until it ends; fail if the image could not be built.
         #[arg(long)]
         wait: bool,
@@ -124,18 +116,16 @@ fn run_remote(cmd: ImageCmd, connect: &ConnectArgs, json: bool) -> Result<()> {
         ImageCmd::Generate {
             scan,
             format,
-            target,
-            network,
-            allow_upgrades,
+            image,
             wait,
         } => {
             let job = client.queue_image(
                 scan,
                 &uforge_api::NewImage {
                     format,
-                    target,
-                    network: Some(network),
-                    allow_upgrades,
+                    target: image.target,
+                    network: Some(image.network),
+                    allow_upgrades: image.allow_upgrades,
                 },
             )?;
             if wait {

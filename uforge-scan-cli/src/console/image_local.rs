@@ -8,11 +8,11 @@ use clap::Args;
 use serde_json::json;
 use uforge_core::analysis::{self, Analysis};
 use uforge_core::blobstore::LocalBlobStore;
-use uforge_core::image::{
-    self, naming, verify::Verification, BuildSpec, Format, NetworkPolicy, Target,
-};
+use uforge_core::image::{self, naming, verify::Verification, BuildSpec, Format};
 use uforge_core::repo::Sources;
 use uforge_core::report::ReportReader;
+
+use super::image_options::ImageOptions;
 
 /// Arguments of `uforge image build`.
 #[derive(Debug, Args)]
@@ -34,21 +34,13 @@ pub struct BuildArgs {
     /// is then a directory.
     #[arg(long, short = 'f', value_name = "FORMAT")]
     pub format: String,
-    /// Target platform: kvm, openstack, aws, gcp, azure, vmware, container, none (default:
-    /// the format's usual one).
-    #[arg(long)]
-    pub target: Option<String>,
-    /// `keep` the source's network configuration or set every interface to `dhcp`
-    #[arg(long, value_name = "POLICY", default_value = "keep")]
-    pub network: String,
+    /// Target, network, package upgrades.
+    #[command(flatten)]
+    pub image: ImageOptions,
     /// The image file to write (a directory for several formats, which get `HOSTNAME.EXT`).
     /// The tuning log is written beside it (`FILE.tuning-log.json`).
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     pub output: PathBuf,
-    /// Let the packages tuning adds upgrade, downgrade or remove packages of the source
-    /// (default: every package stays at its scanned version; a conflict fails the build).
-    #[arg(long)]
-    pub allow_upgrades: bool,
     /// Scratch directory (needs room for the whole image; default: beside the output).
     #[arg(long, value_name = "DIR")]
     pub work_dir: Option<PathBuf>,
@@ -126,8 +118,8 @@ pub fn build(a: &BuildArgs, json_out: bool) -> Result<()> {
         .split(',')
         .map(|f| f.trim().parse())
         .collect::<uforge_core::Result<_>>()?;
-    let target: Option<Target> = a.target.as_deref().map(str::parse).transpose()?;
-    let network: NetworkPolicy = a.network.parse()?;
+    let target = a.image.target()?;
+    let network = a.image.network()?;
     let header = ReportReader::open(&a.report)
         .with_context(|| format!("cannot read the report {}", a.report.display()))?
         .header()
@@ -182,7 +174,7 @@ pub fn build(a: &BuildArgs, json_out: bool) -> Result<()> {
             .copied()
             .zip(outputs[1..].iter().cloned())
             .collect(),
-        allow_upgrades: a.allow_upgrades,
+        allow_upgrades: a.image.allow_upgrades,
     };
     let res = image::build_from_overlay(&a.overlay, &analysis, &spec, &progress)
         .with_context(|| format!("cannot build the {} image", a.format))?;

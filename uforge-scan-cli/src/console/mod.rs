@@ -4,6 +4,7 @@
 
 mod image;
 mod image_local;
+mod image_options;
 mod publish;
 mod tables;
 mod template_local;

@@ -10,12 +10,13 @@ use clap::{Args, Subcommand};
 use serde_json::json;
 use uforge_core::analysis::{self, Analysis};
 use uforge_core::blobstore::{BlobStaging, BlobStore, LocalBlobStore};
-use uforge_core::image::{Format, NetworkPolicy, Output, Target};
+use uforge_core::image::{Format, Output};
 use uforge_core::overlay::{read_overlay_for, ReadLimits};
 use uforge_core::repo::{RepoOptions, Sources};
 use uforge_core::template::{file, generate, import, solve};
 
 use super::image_local::{scratch, sidecar, PhaseLog};
+use super::image_options::ImageOptions;
 
 /// `uforge template` subcommands that need no server.
 #[derive(Debug, Subcommand)]
@@ -78,21 +79,13 @@ pub struct BuildArgs {
     /// Image format: raw, qcow2, vmdk, vhd, vhdx, vdi, ova, oci, docker-archive, tar.gz.
     #[arg(long, short = 'f', default_value = "qcow2")]
     pub format: String,
-    /// Target platform: kvm, openstack, aws, gcp, azure, vmware, container, none (default:
-    /// the format's usual one).
-    #[arg(long)]
-    pub target: Option<String>,
-    /// `keep` the template's addressing (default) or set every interface to `dhcp`.
-    #[arg(long, default_value = "keep")]
-    pub network: String,
+    /// Target, network, package upgrades.
+    #[command(flatten)]
+    pub image: ImageOptions,
     /// The image file to write; the tuning log is written beside it
     /// (`FILE.tuning-log.json`).
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     pub output: PathBuf,
-    /// Let the packages tuning adds upgrade, downgrade or remove the template's packages
-    /// (default: every package stays at its resolved version; a conflict fails the build).
-    #[arg(long)]
-    pub allow_upgrades: bool,
     /// Keyring of repositories that name none (default: the Debian archive keyring).
     #[arg(long, value_name = "FILE")]
     pub keyring: Option<PathBuf>,
@@ -267,8 +260,8 @@ impl BlobStore for TemplateBlobs {
 
 fn build(a: &BuildArgs, json_out: bool) -> Result<()> {
     let format: Format = a.format.parse()?;
-    let target: Option<Target> = a.target.as_deref().map(str::parse).transpose()?;
-    let network: NetworkPolicy = a.network.parse()?;
+    let target = a.image.target()?;
+    let network = a.image.network()?;
     let dir: &Path = if a.file.is_dir() {
         &a.file
     } else {
@@ -315,7 +308,7 @@ fn build(a: &BuildArgs, json_out: bool) -> Result<()> {
         work_dir: &build_dir,
         output: &a.output,
         extra_outputs: Vec::new(),
-        allow_upgrades: a.allow_upgrades,
+        allow_upgrades: a.image.allow_upgrades,
     };
     let res = generate::generate(&spec, &out, &progress).with_context(|| {
         format!(
