@@ -19,7 +19,7 @@ uuid=$(cat /proc/sys/kernel/random/uuid)
 
 t0=$(date +%s)
 # --- 1. root file system -----------------------------------------------------
-mmdebstrap --variant=apt --mode=root \
+unshare --mount --propagation private mmdebstrap --variant=apt --mode=root \
   --include=linux-image-amd64,initramfs-tools,udev,kmod,systemd-sysv,dbus,nginx-light,iproute2 \
   --dpkgopt='path-exclude=/usr/share/man/*' \
   --dpkgopt='path-exclude=/usr/share/doc/*' \
