@@ -58,7 +58,8 @@ pub struct ImageProgress {
     pub files: i64,
     /// Bytes processed in the phase.
     pub bytes: i64,
-    /// Bytes the phase will process, when known.
+    /// The phase's total work, when known: bytes, or entries for a phase that processes no
+    /// bytes (the install counts each package's unpacking and setting up).
     pub total_bytes: Option<i64>,
     /// Of the phase, when its total is known; 100 once done.
     pub percent: Option<i64>,

@@ -4,7 +4,9 @@
 /// Receives progress from long operations. All methods have no-op defaults and must be cheap:
 /// they are called from worker threads on hot paths.
 pub trait Progress: Sync {
-    /// A new phase starts (`scan`, `hash`...), with its total amount of work if known.
+    /// A new phase starts (`scan`, `hash`...), with its total amount of work if known: in
+    /// content bytes for a phase that advances bytes, else in entries (the install counts
+    /// dpkg's steps).
     fn phase(&self, _name: &str, _total_bytes: Option<u64>) {}
     /// `files` more entries and `bytes` more content bytes were processed.
     fn advance(&self, _files: u64, _bytes: u64) {}

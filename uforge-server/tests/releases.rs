@@ -124,15 +124,22 @@ fn installed(status: &str) -> BTreeMap<String, String> {
 }
 
 /// Polls an image job until it ends.
-fn wait_for_image(s: &Server, id: i64) -> serde_json::Value {
+/// Polls an image job to its end; also returns the install percentages seen on the way.
+fn wait_for_image(s: &Server, id: i64) -> (serde_json::Value, Vec<i64>) {
     let deadline = Instant::now() + Duration::from_secs(1200);
+    let mut install = Vec::new();
     loop {
         let v = s.admin().get(&format!("/images/{id}")).expect(200).json();
         if v["status"] == "done" || v["status"] == "failed" {
-            return v;
+            return (v, install);
+        }
+        if v["phase"] == "install" {
+            if let Some(p) = v["progress"]["percent"].as_i64() {
+                install.push(p);
+            }
         }
         assert!(Instant::now() < deadline, "image {id}: {v}\n{}", s.log());
-        std::thread::sleep(Duration::from_secs(1));
+        std::thread::sleep(Duration::from_millis(500));
     }
 }
 
@@ -179,8 +186,14 @@ fn a_mixed_fleet_builds_each_image_from_its_own_release() {
             .expect(202)
             .json();
         let image = job["id"].as_i64().unwrap();
-        let end = wait_for_image(&s, image);
+        let (end, install) = wait_for_image(&s, image);
         assert_eq!(end["status"], "done", "{release}: {end}");
+        // The install reports its progress package by package while it runs.
+        assert!(
+            install.iter().any(|p| (1..100).contains(p)),
+            "{release}: install percentages seen: {install:?}"
+        );
+        assert!(install.windows(2).all(|w| w[0] <= w[1]), "{install:?}");
 
         let dir = s.data_dir.join(format!("images/{image}"));
         let file = std::fs::read_dir(&dir)

@@ -25,6 +25,12 @@ const SHOWN_ARG: usize = 200;
 /// Runs `cmd`, capturing its output; fails with the command line and the last lines of its
 /// output when it cannot start or exits non-zero. Returns standard output.
 pub fn run(cmd: &mut Command) -> Result<Vec<u8>> {
+    run_observed(cmd, &|_| {})
+}
+
+/// [`run`], handing each line the command prints (on either stream, without its newline) to
+/// `observe` as it comes: how a long tool's progress is followed.
+pub fn run_observed(cmd: &mut Command, observe: &(dyn Fn(&[u8]) + Sync)) -> Result<Vec<u8>> {
     let shown = describe(cmd);
     // A build's tools (mmdebstrap, qemu-img...) must not outlive a server that died: they are
     // told to stop when the thread that started them goes.
@@ -35,9 +41,7 @@ pub fn run(cmd: &mut Command) -> Result<Vec<u8>> {
             Ok(())
         });
     }
-    let out = cmd
-        .stdin(Stdio::null())
-        .output()
+    let out = spawn_collect(cmd, observe)
         .map_err(|e| Error::Invalid(format!("cannot run `{shown}`: {e}")))?;
     if !out.status.success() {
         keep_failure_log(cmd, &out);
@@ -55,6 +59,48 @@ pub fn run(cmd: &mut Command) -> Result<Vec<u8>> {
         )));
     }
     Ok(out.stdout)
+}
+
+/// Starts `cmd` with both output streams piped and collects them, each read on a thread of its
+/// own (a tool that fills one pipe while the other is waited on would block), passing every line
+/// to `observe`.
+fn spawn_collect(cmd: &mut Command, observe: &(dyn Fn(&[u8]) + Sync)) -> std::io::Result<Output> {
+    use std::io::{BufRead, BufReader};
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
+    let collect = |stream: Option<Box<dyn std::io::Read + Send>>| -> std::io::Result<Vec<u8>> {
+        let mut all = Vec::new();
+        let Some(stream) = stream else {
+            return Ok(all);
+        };
+        let mut r = BufReader::new(stream);
+        loop {
+            let start = all.len();
+            if r.read_until(b'\n', &mut all)? == 0 {
+                return Ok(all);
+            }
+            let line = &all[start..];
+            observe(line.strip_suffix(b"\n").unwrap_or(line));
+        }
+    };
+    let (out, err) = std::thread::scope(|s| {
+        let err = s.spawn(|| collect(stderr.map(|e| Box::new(e) as Box<dyn std::io::Read + Send>)));
+        let out = collect(stdout.map(|o| Box::new(o) as Box<dyn std::io::Read + Send>));
+        (
+            out,
+            err.join().unwrap_or_else(|p| std::panic::resume_unwind(p)),
+        )
+    });
+    let status = child.wait()?;
+    Ok(Output {
+        status,
+        stdout: out?,
+        stderr: err?,
+    })
 }
 
 thread_local! {
@@ -236,6 +282,26 @@ pub fn require(program: &str, package: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_line_of_both_streams_is_observed_as_it_comes() {
+        let seen = std::sync::Mutex::new(Vec::new());
+        // More than a pipe holds on standard error while standard output is read.
+        let out = run_observed(
+            Command::new("sh").arg("-c").arg(
+                "echo first; i=0; while [ $i -lt 3000 ]; do echo err-line-$i >&2; i=$((i+1)); done; \
+                 printf last",
+            ),
+            &|l| seen.lock().unwrap().push(String::from_utf8_lossy(l).into_owned()),
+        )
+        .unwrap();
+        assert_eq!(out, b"first\nlast");
+        let seen = seen.into_inner().unwrap();
+        assert_eq!(seen.len(), 3002, "{:?}", &seen[..5]);
+        for want in ["first", "last", "err-line-0", "err-line-2999"] {
+            assert!(seen.iter().any(|l| l == want), "{want}");
+        }
+    }
 
     #[test]
     fn a_failing_tool_keeps_its_last_lines_whole() {

@@ -94,7 +94,9 @@ pub fn install(spec: &InstallSpec<'_>, progress: &dyn Progress) -> Result<()> {
     // links), and usr-is-merged's preinst refuses a root without the links: the new root
     // gets the source's before the first package is unpacked.
     let layout_hook = spec.layout.setup_hook()?;
-    progress.phase("install", Some(pkgs.len() as u64));
+    // dpkg unpacks, then sets up, every package: two steps each, counted from its own lines.
+    let steps = 2 * pkgs.len() as u64;
+    progress.phase("install", Some(steps));
     let include: Vec<String> = pkgs
         .iter()
         .map(|p| format!("{}:{}={}", p.name, p.arch, p.version))
@@ -106,6 +108,8 @@ pub fn install(spec: &InstallSpec<'_>, progress: &dyn Progress) -> Result<()> {
         "--format=directory",
         // A new filesystem has lost+found.
         "--skip=check/empty",
+        // dpkg's own lines, which the progress counts (and a failure's log then holds).
+        "--verbose",
     ])
     .arg(format!("--include={}", include.join(",")));
     if let Some(hook) = &layout_hook {
@@ -139,12 +143,24 @@ pub fn install(spec: &InstallSpec<'_>, progress: &dyn Progress) -> Result<()> {
     if let Some(k) = &spec.sources.keyring {
         sandbox = sandbox.bind(k, false);
     }
+    let done = std::sync::atomic::AtomicU64::new(0);
+    let observe = |line: &[u8]| {
+        if dpkg_step(line) && done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < steps {
+            progress.advance(1, 0);
+        }
+    };
     sandbox
-        .run(&mut c)
+        .run_observed(&mut c, &observe)
         .map_err(|e| Error::Invalid(format!("installing the packages: {e}")))?;
-    progress.advance(pkgs.len() as u64, 0);
+    let counted = done.load(std::sync::atomic::Ordering::Relaxed).min(steps);
+    progress.advance(steps - counted, 0);
     progress.finish();
     Ok(())
+}
+
+/// Whether a line of dpkg's output is one of the two steps every package goes through.
+fn dpkg_step(line: &[u8]) -> bool {
+    line.starts_with(b"Unpacking ") || line.starts_with(b"Setting up ")
 }
 
 /// mmdebstrap's hook that runs dpkg under eatmydata.
@@ -157,6 +173,7 @@ mod tests {
     use crate::scan::{scan_to_report, ScanOptions};
     use std::collections::BTreeMap;
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    use std::sync::atomic::{AtomicU64, Ordering};
 
     /// A local package whose postinst records its environment in the root, then escapes the
     /// chroot dpkg runs it in (the classic double chroot) and goes for host files.
@@ -199,8 +216,27 @@ exit 0
         crate::recreate::write_flat_index(repo).unwrap();
     }
 
+    /// Records the install phase's total and how it advanced.
+    #[derive(Default)]
+    struct Steps {
+        total: std::sync::Mutex<Option<u64>>,
+        done: AtomicU64,
+        calls: AtomicU64,
+    }
+
+    impl crate::progress::Progress for Steps {
+        fn phase(&self, _name: &str, total: Option<u64>) {
+            *self.total.lock().unwrap() = total;
+        }
+        fn advance(&self, files: u64, _bytes: u64) {
+            self.done.fetch_add(files, Ordering::Relaxed);
+            self.calls.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
     #[test]
     fn maintainer_scripts_never_reach_the_host_and_get_a_clean_environment() {
+        let steps = Steps::default();
         // A stray variable of the operator's shell must not reach the scripts.
         std::env::set_var("HTTPLIB2_CA_CERTS", "/nonexistent");
         let fixture = crate::test_fixture::debian_root();
@@ -240,9 +276,16 @@ exit 0
                 root: &root,
                 layout: &layout,
             },
-            &NoProgress,
+            &steps,
         )
         .unwrap();
+
+        // Progress came package by package from dpkg's own lines, not in one jump at the end.
+        let wanted = 2 * wanted(&packages).len() as u64;
+        assert_eq!(*steps.total.lock().unwrap(), Some(wanted));
+        assert_eq!(steps.done.load(Ordering::Relaxed), wanted);
+        let calls = steps.calls.load(Ordering::Relaxed);
+        assert!(calls > wanted / 2, "{calls} advances for {wanted} steps");
 
         // The script did escape its chroot, into the sandbox, and reached nothing of the host.
         assert_eq!(

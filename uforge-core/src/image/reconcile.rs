@@ -58,6 +58,15 @@ pub fn scan_like(root: &Path, source: &ReportHeader, out: &Path) -> Result<ScanS
     scan(&opts, sink.as_mut(), &crate::progress::NoProgress)
 }
 
+/// A regular file's size; nothing for other kinds.
+fn content_bytes(e: &FileEntry) -> u64 {
+    if e.kind == FileKind::File {
+        e.size
+    } else {
+        0
+    }
+}
+
 /// Directories whose contents the source scan skipped (without the directory itself).
 fn contents_excluded(source: &ReportHeader) -> HashSet<Vec<u8>> {
     source
@@ -126,9 +135,12 @@ pub fn reconcile(
             (None, Some(_)) => Ordering::Greater,
             (Some(a), Some(b)) => walk_order(&a.path, &b.path),
         };
+        // The scanned machine's bytes this entry accounts for, compared or written.
+        let mut bytes = 0;
         match ord {
             Ordering::Less => {
                 let e = s.take().expect("present");
+                bytes = content_bytes(&e);
                 r.create(&e)?;
                 s = src.next_file()?;
             }
@@ -141,12 +153,13 @@ pub fn reconcile(
             }
             Ordering::Equal => {
                 let (a, b) = (s.take().expect("present"), t.take().expect("present"));
+                bytes = content_bytes(&a);
                 r.fix(&a, &b)?;
                 s = src.next_file()?;
                 t = dst.next_file()?;
             }
         }
-        progress.advance(1, 0);
+        progress.advance(1, bytes);
     }
     // Directory times last, deepest first: creating their entries moved them.
     for e in r.dirs.iter().rev() {

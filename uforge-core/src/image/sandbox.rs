@@ -164,6 +164,16 @@ impl Sandbox {
     /// confined, as [`cmd::run`] does: returns its standard output, fails with the end of its
     /// output. Errors setting up the confinement name the step that failed.
     pub fn run(&self, command: &mut Command) -> Result<Vec<u8>> {
+        self.run_observed(command, &|_| {})
+    }
+
+    /// [`Sandbox::run`], handing each line of the command's output to `observe` as it comes
+    /// (see [`cmd::run_observed`]).
+    pub fn run_observed(
+        &self,
+        command: &mut Command,
+        observe: &(dyn Fn(&[u8]) + Sync),
+    ) -> Result<Vec<u8>> {
         let prepared = self.prepare()?;
         let dir = prepared.dir.clone();
         let errors = prepared.errors_read.try_clone().ok();
@@ -181,7 +191,7 @@ impl Sandbox {
         // A confined command's namespaces start as a copy of this process's mounts, other
         // builds' root file systems included; while it runs, one of those may stay pinned.
         let copies = MOUNT_COPIES.read().unwrap_or_else(|p| p.into_inner());
-        let res = cmd::run(command);
+        let res = cmd::run_observed(command, observe);
         drop(copies);
         let _ = std::fs::remove_dir(&dir);
         res.map_err(|e| match errors.and_then(|f| failed_step(f, &names)) {

@@ -30,9 +30,16 @@ fn image_json(i: &Image, machine: Option<&str>) -> ApiResult<ApiImage> {
     let percent = if done {
         Some(100)
     } else {
+        // A phase that moves no bytes (the install counts dpkg's steps) counts its total in
+        // entries.
+        let done = if i.progress_bytes > 0 {
+            i.progress_bytes
+        } else {
+            i.progress_files
+        };
         i.progress_total
             .filter(|t| *t > 0 && status == ImageStatus::Running)
-            .map(|t| (i.progress_bytes.clamp(0, t) as i128 * 100 / t as i128) as i64)
+            .map(|t| (done.clamp(0, t) as i128 * 100 / t as i128) as i64)
     };
     let url = |tail: &str| done.then(|| format!("{PREFIX}/images/{}/{tail}", i.id));
     Ok(ApiImage {
