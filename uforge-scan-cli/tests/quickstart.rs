@@ -13,10 +13,18 @@
 //! | `/var/lib/uforge-quickstart`  | the test's data directory            |
 //! | `target/release/`             | the directory of the test's binaries |
 //! | `127.0.0.1:8443`              | the test's free port on loopback     |
+//!
+//! "The same steps by hand" run line by line in one shell, as a reader types them, with the
+//! binaries on `PATH`, `UFORGE_LISTEN` naming a free port, `/var/lib/uforge` and
+//! `127.0.0.1:8443` replaced as above, the token `user add` printed pasted for `...`, and
+//! `--root FIXTURE` given to the agent (the test's source machine is the fixture, not this
+//! host). The test waits for the server's URL before the next line, as the reader does.
 
+use std::io::Write;
 use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -37,6 +45,10 @@ struct Walkthrough {
     client: String,
     /// The command that stops the server the quick start leaves running.
     stop: String,
+    /// "The same steps by hand".
+    by_hand: String,
+    /// The command that stops the server started by hand.
+    stop_by_hand: String,
 }
 
 impl Walkthrough {
@@ -46,26 +58,42 @@ impl Walkthrough {
             .find("\n## Quick start\n")
             .expect("the README has a Quick start section");
         let section = &readme[start + 1..];
-        let section = &section[..section[3..].find("\n#").map_or(section.len(), |i| i + 3)];
+        // Up to the next heading (a line starting with `#` inside a code block is no heading).
+        let end = ["\n## ", "\n### "]
+            .iter()
+            .filter_map(|h| section.find(h))
+            .min()
+            .unwrap_or(section.len());
+        let section = &section[..end];
         let blocks = code_blocks(section);
         assert!(
-            blocks.len() >= 2,
+            blocks.len() >= 3,
             "the quick start has lost its code blocks:\n{section}"
         );
-        // Markdown joins the lines of an inline code span with a space.
-        let prose = section.split_whitespace().collect::<Vec<_>>().join(" ");
-        let stop = prose
-            .split('`')
-            .skip(1)
-            .step_by(2)
-            .find(|code| code.starts_with("kill "))
-            .unwrap_or_else(|| panic!("the quick start says no longer how to stop the server"));
+        let by_hand = section
+            .find("The same steps by hand")
+            .expect("the quick start shows the steps by hand");
         Walkthrough {
             quickstart: blocks[0].clone(),
             client: blocks[1].clone(),
-            stop: stop.to_string(),
+            stop: stop_command(&section[..by_hand]),
+            by_hand: blocks[2].clone(),
+            stop_by_hand: stop_command(&section[by_hand..]),
         }
     }
+}
+
+/// The first inline `kill ...` command of `prose`: how it says to stop a server.
+fn stop_command(prose: &str) -> String {
+    // Markdown joins the lines of an inline code span with a space.
+    let prose = prose.split_whitespace().collect::<Vec<_>>().join(" ");
+    prose
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .find(|code| code.starts_with("kill "))
+        .unwrap_or_else(|| panic!("the README says no longer how to stop the server: {prose}"))
+        .to_string()
 }
 
 /// The contents of the section's ```sh blocks, in order.
@@ -434,5 +462,284 @@ fn readme_quick_start_and_walkthrough() {
         !places.listening(),
         "something still listens on {}",
         places.listen
+    );
+}
+
+/// One bash that runs commands one after the other, as a reader types them into a terminal:
+/// what they export and start stays for the next ones. Each command's output, exit status and
+/// the simple commands in it that failed are kept apart.
+struct Shell {
+    child: Child,
+    stdin: ChildStdin,
+    dir: PathBuf,
+    count: usize,
+}
+
+/// What one command of a [`Shell`] did.
+struct Ran {
+    status: i32,
+    stdout: String,
+    stderr: String,
+    /// The simple commands that failed, with their exit status.
+    failed: String,
+    /// Where its stdout goes (a background job goes on writing there).
+    out: PathBuf,
+}
+
+impl Shell {
+    fn start(dir: &Path, env: &[(&str, &str)]) -> Shell {
+        let mut cmd = Command::new("bash");
+        // Its own process group, so that what it started in the background ends with it.
+        cmd.current_dir(repo())
+            .stdin(Stdio::piped())
+            .process_group(0);
+        for var in ["UFORGE_URL", "UFORGE_USER", "UFORGE_TOKEN", "UFORGE_CACERT"] {
+            cmd.env_remove(var);
+        }
+        let mut child = cmd.envs(env.iter().copied()).spawn().unwrap();
+        let stdin = child.stdin.take().unwrap();
+        let mut shell = Shell {
+            child,
+            stdin,
+            dir: dir.to_path_buf(),
+            count: 0,
+        };
+        let fails = dir.join("failed");
+        shell.send(&format!(
+            "trap 'echo \"$BASH_COMMAND: exit $?\" >>{}' ERR",
+            quote(&fails)
+        ));
+        shell
+    }
+
+    fn send(&mut self, text: &str) {
+        writeln!(self.stdin, "{text}").unwrap();
+        self.stdin.flush().unwrap();
+    }
+
+    /// Runs `command` (lines joined by `\` included) and waits for it, `limit` at most.
+    fn run(&mut self, command: &str, limit: Duration) -> Ran {
+        self.count += 1;
+        let base = self.dir.join(self.count.to_string());
+        let (out, err, rc) = (
+            base.with_extension("out"),
+            base.with_extension("err"),
+            base.with_extension("rc"),
+        );
+        let fails = self.dir.join("failed");
+        let _ = std::fs::remove_file(&fails);
+        // The status lands under its final name only once written, so it is never read half.
+        self.send(&format!(
+            "{{ {command}\n}} </dev/null >{} 2>{}; echo $? >{rc}.new && mv {rc}.new {rc}",
+            quote(&out),
+            quote(&err),
+            rc = quote(&rc),
+        ));
+        let deadline = Instant::now() + limit;
+        while !rc.exists() {
+            assert!(
+                Instant::now() < deadline,
+                "{command} did not finish in {limit:?}"
+            );
+            assert!(
+                self.child.try_wait().unwrap().is_none(),
+                "the shell ended during {command}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
+        Ran {
+            status: read(&rc).trim().parse().unwrap(),
+            stdout: read(&out),
+            stderr: read(&err),
+            failed: read(&fails),
+            out,
+        }
+    }
+}
+
+impl Drop for Shell {
+    fn drop(&mut self) {
+        let group = format!("-{}", self.child.id());
+        let _ = Command::new("kill").args(["--", &group]).status();
+        let _ = self.child.wait();
+    }
+}
+
+/// `p` quoted for the shell.
+fn quote(p: &Path) -> String {
+    format!("'{}'", p.display().to_string().replace('\'', r"'\''"))
+}
+
+/// The commands of a code block: its lines, continuation lines joined, blank ones left out.
+fn commands(block: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut current = String::new();
+    for line in block.lines() {
+        current.push_str(line);
+        if line.ends_with('\\') {
+            current.push('\n');
+            continue;
+        }
+        if !current.trim().is_empty() {
+            out.push(std::mem::take(&mut current));
+        }
+        current.clear();
+    }
+    assert!(
+        current.is_empty(),
+        "a command ends with a continuation: {current}"
+    );
+    out
+}
+
+#[test]
+fn readme_steps_by_hand() {
+    let walk = Walkthrough::read();
+    let root = fixture("drifted");
+    let work = outside_tmp();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let data = work.path().join("uforge");
+    let bin = server_bin().parent().unwrap().to_path_buf();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let shelldir = work.path().join("shell");
+    std::fs::create_dir(&shelldir).unwrap();
+    let mut shell = Shell::start(
+        &shelldir,
+        &[("PATH", path.as_str()), ("UFORGE_LISTEN", listen.as_str())],
+    );
+    let map = |c: &str| {
+        c.replace("/var/lib/uforge", data.to_str().unwrap())
+            .replace(README_LISTEN, &listen)
+    };
+    let lines = commands(&walk.by_hand);
+    let find = |start: &str| {
+        lines
+            .iter()
+            .position(|l| l.starts_with(start))
+            .unwrap_or_else(|| panic!("the steps by hand no longer run {start}:\n{lines:?}"))
+    };
+    let ok = |what: &str, ran: &Ran| {
+        assert!(
+            ran.status == 0 && ran.failed.is_empty(),
+            "{what} failed ({}): {}\n--- stdout\n{}\n--- stderr\n{}",
+            ran.status,
+            ran.failed,
+            ran.stdout,
+            ran.stderr
+        );
+    };
+    let (serve, user, export, agent) = (
+        find("uforge-server serve "),
+        find("uforge-server user add "),
+        find("export "),
+        find("uforge-scan run "),
+    );
+    assert!(serve < user && user < export && export < agent, "{lines:?}");
+
+    let mut token = None;
+    let mut server = None;
+    let mut outputs = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        let mut command = map(line);
+        if i == export {
+            let token: &String = token.as_ref().expect("user add printed a token");
+            assert!(command.contains("UFORGE_TOKEN=..."), "{command}");
+            command = command.replace("UFORGE_TOKEN=...", &format!("UFORGE_TOKEN={token}"));
+        }
+        if i == agent {
+            command = command.replacen(
+                "uforge-scan run ",
+                &format!("uforge-scan run --root {} ", quote(&root)),
+                1,
+            );
+        }
+        // The server runs on in the background: its line returns at once.
+        let limit = Duration::from_secs(if i == serve { 30 } else { 900 });
+        let ran = shell.run(&command, limit);
+        ok(line, &ran);
+        if i == serve {
+            // The test's own bookkeeping: which process the README's stop command must end.
+            let pid = shell.run("echo $!", Duration::from_secs(30));
+            server = Some(pid.stdout.trim().parse::<u32>().unwrap());
+            let deadline = Instant::now() + Duration::from_secs(60);
+            let url = format!("listening on https://{listen}");
+            let printed = loop {
+                let printed = std::fs::read_to_string(&ran.out).unwrap_or_default();
+                if printed.contains(&url) {
+                    break printed;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "the server printed no URL:\n{printed}"
+                );
+                std::thread::sleep(Duration::from_millis(100));
+            };
+            assert!(printed.contains("SHA-256 fingerprint: "), "{printed}");
+            assert!(
+                printed.contains("created user admin; API token"),
+                "{printed}"
+            );
+        }
+        if i == user {
+            let printed = ran.stdout.trim();
+            assert!(printed.starts_with("created user alice; "), "{printed}");
+            token = printed.split_whitespace().last().map(str::to_string);
+        }
+        outputs.push(ran);
+    }
+    let server = server.expect("the steps by hand start a server");
+
+    // The suite synced, the machine scanned, its in-house package recreated.
+    let sync = &outputs[find("uforge repo add ")];
+    let packages: u64 = rows(&sync.stdout)
+        .last()
+        .and_then(|r| r.get(1).and_then(|n| n.parse().ok()))
+        .unwrap_or_else(|| panic!("{}", sync.stdout));
+    assert!(packages > 50_000, "{}", sync.stdout);
+    let scanned = &outputs[agent];
+    assert!(
+        scanned.stderr.contains("scan 1 of web01 complete: ")
+            && scanned
+                .stderr
+                .contains("  recreated acme-agent_2.4.1-1_amd64.deb\n"),
+        "{}",
+        scanned.stderr
+    );
+    let last = &outputs[lines.len() - 1];
+    assert_eq!(
+        scans_of(&last.stdout, "web01"),
+        [("1", "complete")],
+        "{}",
+        last.stdout
+    );
+    assert!(
+        last.stdout.contains("\nstatus            complete\n"),
+        "{}",
+        last.stdout
+    );
+    assert!(
+        last.stdout
+            .contains("\nacme-agent  2.4.1-1  amd64  acme-agent_2.4.1-1_amd64.deb\n"),
+        "{}",
+        last.stdout
+    );
+
+    // Stopped the README's way, it is gone.
+    let stop = shell.run(&walk.stop_by_hand, Duration::from_secs(30));
+    ok(&walk.stop_by_hand, &stop);
+    wait_ended(server);
+    assert!(
+        TcpStream::connect(&listen).is_err(),
+        "{listen} still answers"
     );
 }
