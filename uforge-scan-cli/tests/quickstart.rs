@@ -224,6 +224,7 @@ fn wait_ended(pid: u32) {
     }
 }
 
+/// What a command printed: stdout and stderr.
 fn text(out: &Output) -> (String, String) {
     (
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -231,6 +232,7 @@ fn text(out: &Output) -> (String, String) {
     )
 }
 
+/// What a command printed, after asserting that it succeeded (all of it shown if not).
 fn assert_ok(what: &str, out: &Output) -> (String, String) {
     let (stdout, stderr) = text(out);
     assert!(
@@ -707,6 +709,18 @@ fn readme_steps_by_hand() {
         .unwrap_or_else(|| panic!("{}", sync.stdout));
     assert!(packages > 50_000, "{}", sync.stdout);
     let scanned = &outputs[agent];
+    // Off a terminal, one line per phase as it ends.
+    let phases: Vec<&str> = scanned
+        .stderr
+        .lines()
+        .filter_map(|l| l.split_once(": done in ").map(|(p, _)| p))
+        .collect();
+    assert_eq!(
+        phases,
+        ["connect", "scan", "packages", "facts", "files", "report", "overlay"],
+        "{}",
+        scanned.stderr
+    );
     assert!(
         scanned.stderr.contains("scan 1 of web01 complete: ")
             && scanned
