@@ -48,6 +48,11 @@ impl Bar {
     fn line(&self, next: Option<&str>) {
         let Some(lines) = &self.lines else { return };
         let mut cur = lines.lock().unwrap_or_else(|e| e.into_inner());
+        // A step that names the phase its caller already started (the overlay writer under
+        // the agent's upload) continues it: one line, timed from the start.
+        if next.is_some() && cur.as_ref().map(|(name, _)| name.as_str()) == next {
+            return;
+        }
         if let Some((name, start)) = cur.take() {
             eprintln!("{name}: done in {:.1} s", start.elapsed().as_secs_f64());
         }

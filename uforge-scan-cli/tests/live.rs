@@ -22,7 +22,7 @@ pub fn outside_tmp() -> tempfile::TempDir {
 }
 
 /// The server binary, built by the same `cargo test --workspace` run (or built here).
-fn server_bin() -> PathBuf {
+pub fn server_bin() -> PathBuf {
     let dir = Path::new(env!("CARGO_BIN_EXE_uforge-scan"))
         .parent()
         .unwrap()

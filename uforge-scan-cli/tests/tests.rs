@@ -7,6 +7,7 @@ mod images;
 mod layouts;
 mod live;
 mod publish;
+mod quickstart;
 mod scan;
 mod templates;
 mod util;
