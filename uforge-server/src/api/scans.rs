@@ -569,14 +569,17 @@ pub(crate) async fn upload_overlay(
         }
         _ => {}
     }
-    let _guard = state.claim(id)?;
+    let guard = state.claim(id)?;
     // Whatever the reader leaves of the body is discarded after the answer has gone out.
     let (reader, _rest) = bridge::stream(body);
     let (report, analysis) = (state.data.report(id), state.data.analysis(id));
     let uid = user.id;
-    let (receipt, missing, summary) = blocking({
+    let (receipt, missing, summary, _guard) = blocking({
         let (report, state) = (report.clone(), state.clone());
         move || {
+            // The claim lives with this thread: a client gone mid-upload drops the request
+            // but not the reading, and a rerun waits until what verified is recorded.
+            let guard = guard;
             let (mut a, expected, held) = expected_and_held(&state, uid, id)?;
             let read = read_overlay_resumable(
                 reader,
@@ -585,8 +588,6 @@ pub(crate) async fn upload_overlay(
                 &ReadLimits::default(),
                 &held.digests,
             );
-            // Recorded here rather than after the await: a client gone mid-upload drops the
-            // request, not this thread.
             let mut c = state.db.get()?;
             let receipt = match read {
                 Ok(r) => r,
@@ -618,7 +619,7 @@ pub(crate) async fn upload_overlay(
             queries::record_scan_blobs(&mut c, id, &digests)?;
             let summary = pipeline::amend(&report, &analysis, &mut a, &receipt)
                 .map_err(ApiError::from_core)?;
-            Ok((receipt, a.missing_packages, summary))
+            Ok((receipt, a.missing_packages, summary, guard))
         }
     })
     .await?;
