@@ -15,8 +15,8 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use uforge_api::{
     Comparison, Health, Image, ImageFile, Machine, NewImage, NewPublication, NewRepo, NewScan,
-    NewTarget, OverlayResult, OverlayWanted, Package, Publication, Repo, Scan, Target, TargetCredentials,
-    TuningLog,
+    NewTarget, OverlayResult, OverlayWanted, Package, Publication, Repo, Scan, Target,
+    TargetCredentials, TuningLog,
 };
 use uforge_core::analysis::Analysis;
 

@@ -716,9 +716,7 @@ fn an_upload_cut_at_60_percent_is_finished_by_sending_the_rest() {
             .client(name, &token, &["repo", "add", &mirror_line()])
             .unwrap();
         let id = repo["id"].as_i64().unwrap().to_string();
-        server
-            .client(name, &token, &["repo", "sync", &id])
-            .unwrap();
+        server.client(name, &token, &["repo", "sync", &id]).unwrap();
         token
     };
     let ok = |out: &std::process::Output| {
@@ -762,6 +760,10 @@ fn an_upload_cut_at_60_percent_is_finished_by_sending_the_rest() {
     );
     assert_eq!(rest["received"]["bytes"], bytes, "{rest}");
     let upstream = sent.load(Ordering::Relaxed);
+    eprintln!(
+        "whole overlay {full} bytes; rerun sent {bytes} ({:.1}%), {upstream} upstream in all",
+        bytes as f64 * 100.0 / full as f64
+    );
     assert!(
         upstream <= before + full * 45 / 100,
         "{upstream} bytes went upstream ({before} before the overlay, of {full}): {rest}"

@@ -108,7 +108,11 @@ fn scan_life_cycle(b: Backend) {
         .bytes("PUT", &ovl, &overlay[..overlay.len() / 2])
         .expect(400);
     assert!(r.error().contains("truncated"), "{}", r.error());
-    assert!(r.error().contains("kept for the next upload"), "{}", r.error());
+    assert!(
+        r.error().contains("kept for the next upload"),
+        "{}",
+        r.error()
+    );
     assert_eq!(scan_of(&s, id)["status"], "analyzed");
     let blobs_before = s.blob_count();
 
@@ -460,7 +464,11 @@ fn an_interrupted_overlay_is_finished_by_what_is_lacking(b: Backend) {
     corrupt[at + 512 + 1000] ^= 0x40;
     let r = admin.stream("PUT", &ovl, &corrupt[..]).expect(400);
     assert!(r.error().contains("srv/data/blob.bin"), "{}", r.error());
-    assert_eq!(stored_digest(&s, &blob.1), None, "the rejected member was stored");
+    assert_eq!(
+        stored_digest(&s, &blob.1),
+        None,
+        "the rejected member was stored"
+    );
     let before: Vec<&(String, String)> = files.iter().filter(|f| f.0 < blob.0).collect();
     assert!(!before.is_empty());
     for (p, hex) in &before {
@@ -512,7 +520,11 @@ fn an_interrupted_overlay_is_finished_by_what_is_lacking(b: Backend) {
     let r = bob
         .stream("PUT", &format!("/scans/{bid}/overlay"), &second[..])
         .expect(400);
-    assert!(r.error().contains("missing from the overlay"), "{}", r.error());
+    assert!(
+        r.error().contains("missing from the overlay"),
+        "{}",
+        r.error()
+    );
 
     // The second overlay carries only what is lacking, and completes the scan.
     assert!(second.len() < overlay.len());

@@ -418,11 +418,7 @@ struct Reader<'a, R> {
 }
 
 impl<R: Read> Reader<'_, R> {
-    fn run(
-        &mut self,
-        staging: &mut dyn BlobStaging,
-        computed: &mut dyn BlobStaging,
-    ) -> Result<()> {
+    fn run(&mut self, staging: &mut dyn BlobStaging, computed: &mut dyn BlobStaging) -> Result<()> {
         let mut globals = Ext::default();
         let mut global_bytes = 0usize;
         let mut local: Option<Ext> = None;
@@ -734,13 +730,8 @@ impl<R: Read> Reader<'_, R> {
                 if self.receipt.content_bytes > self.limits.max_total {
                     return Err(bad(member, "file contents over the total limit"));
                 }
-                let (got, stored) = self.content(
-                    &member,
-                    sha,
-                    (size, logical, sparse),
-                    staging,
-                    computed,
-                )?;
+                let (got, stored) =
+                    self.content(&member, sha, (size, logical, sparse), staging, computed)?;
                 if let Some(mut e) = now.take() {
                     e.size = logical;
                     e.sha256 = Some(got);

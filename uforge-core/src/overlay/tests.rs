@@ -1045,7 +1045,11 @@ fn an_interrupted_overlay_keeps_what_verified_and_the_rest_completes_it() {
         expected.get(p.trim_end_matches('/').as_bytes()).cloned()
     };
     let (mut arrived, mut torn) = (HashSet::new(), None);
-    for e in tar::Archive::new(cut).entries().unwrap().map_while(|e| e.ok()) {
+    for e in tar::Archive::new(cut)
+        .entries()
+        .unwrap()
+        .map_while(|e| e.ok())
+    {
         let end = e.raw_file_position() + e.size();
         let Some(r) = entry_of(&e.path_bytes()).filter(|r| r.kind == FileKind::File) else {
             continue;
@@ -1093,7 +1097,10 @@ fn an_interrupted_overlay_keeps_what_verified_and_the_rest_completes_it() {
     );
     // Without the held digests it is incomplete; with them it completes the scan.
     let err = read_overlay(&overlay[..], &expected, &store, &limits).unwrap_err();
-    assert!(err.to_string().contains("missing from the overlay"), "{err}");
+    assert!(
+        err.to_string().contains("missing from the overlay"),
+        "{err}"
+    );
     let receipt =
         read_overlay_resumable(&overlay[..], &expected, &store, &limits, &held.digests).unwrap();
     assert_eq!(receipt.held, held.paths.len() as u64);

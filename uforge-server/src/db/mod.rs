@@ -48,8 +48,8 @@ impl ManageConnection for Manager {
                 url,
                 std::env::var_os("PGGSSENCMODE").is_some(),
             ))
-                .map(AnyConnection::Postgresql)
-                .map_err(diesel::r2d2::Error::ConnectionError),
+            .map(AnyConnection::Postgresql)
+            .map_err(diesel::r2d2::Error::ConnectionError),
             Database::Sqlite(path) => {
                 let url = path.to_str().ok_or_else(|| {
                     diesel::r2d2::Error::ConnectionError(diesel::ConnectionError::BadConnection(

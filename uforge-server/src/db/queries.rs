@@ -320,12 +320,12 @@ pub fn delete_scan(c: &mut C, user: i64, id: i64) -> QueryResult<bool> {
     diesel::update(images::table.filter(images::scan_id.eq(id)))
         .set(images::scan_id.eq(None::<i64>))
         .execute(c)?;
-    if !scans::table
+    if scans::table
         .filter(scans::user_id.eq(user).and(scans::id.eq(id)))
         .select(scans::id)
         .first::<i64>(c)
         .optional()?
-        .is_some()
+        .is_none()
     {
         return Ok(false);
     }
