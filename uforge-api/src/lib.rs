@@ -26,7 +26,9 @@ pub use publish::{
     TargetCredentials,
 };
 pub use repos::{NewRepo, Package, Repo};
-pub use scans::{Machine, NewScan, OverlayResult, RecreatedRef, Scan, ScanStatus, ScanSummary};
+pub use scans::{
+    Machine, NewScan, OverlayResult, OverlayWanted, RecreatedRef, Scan, ScanStatus, ScanSummary,
+};
 
 use serde::{Deserialize, Serialize};
 

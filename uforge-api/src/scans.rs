@@ -121,12 +121,39 @@ pub struct OverlayResult {
     /// Wanted files that vanished from the machine after the scan (dropped from the report).
     #[serde(default)]
     pub vanished: u64,
+    /// Wanted files the overlay left out because a scan of the caller's already held their
+    /// content (an interrupted upload, another machine with the same file).
+    #[serde(default)]
+    pub held: u64,
+    /// Bytes of content of those.
+    #[serde(default)]
+    pub held_bytes: u64,
+    /// Bytes of overlay received.
+    #[serde(default)]
+    pub received_bytes: u64,
     /// The packages rebuilt.
     pub recreated: Vec<RecreatedRef>,
     /// Present only when rebuilding the missing packages failed; the overlay is stored and the
     /// scan complete all the same.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recreate_error: Option<String>,
+}
+
+/// `GET /scans/{id}/overlay/wanted` answer: what the overlay still has to carry once the
+/// contents the caller's scans already hold are left out.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct OverlayWanted {
+    /// Wanted regular files and hard links the overlay may leave out: a scan of the caller's
+    /// holds their content (a verified overlay, or an interrupted upload of this scan), and the
+    /// blob store has it. Sorted by path.
+    pub held: Vec<crate::PathEntry>,
+    /// Bytes of content the overlay need not carry.
+    pub held_bytes: u64,
+    /// Wanted paths the overlay must still carry (directories, links and metadata included).
+    pub lacking: u64,
+    /// Bytes of content the overlay must still carry.
+    pub lacking_bytes: u64,
 }
 
 crate::wire_names!(ScanStatus { Created => "created", Analyzed => "analyzed", Complete => "complete" });

@@ -4,9 +4,10 @@
 //! 2. scan the root into a compressed report held in memory (nothing is written on the scanned
 //!    machine);
 //! 3. post it and receive the analysis;
-//! 4. stream the overlay of exactly what the analysis wants from the disk to the socket through
-//!    a pipe (a file that changed since the scan goes as it is now, and the server amends the
-//!    stored report to match);
+//! 4. ask the server which wanted files it already holds (an upload of this scan cut earlier,
+//!    the same file of another machine) and stream the overlay of the rest from the disk to
+//!    the socket through a pipe (a file that changed since the scan goes as it is now, and the
+//!    server amends the stored report to match);
 //! 5. the server stores it and recreates missing packages.
 
 use std::collections::HashSet;
@@ -18,6 +19,7 @@ use uforge_core::analysis::Analysis;
 use uforge_core::model::RawPath;
 use uforge_core::overlay::{write_overlay, OverlayStats};
 use uforge_core::progress::Progress;
+use uforge_core::rawpath;
 use uforge_core::report::native::NativeWriter;
 use uforge_core::report::ReportReader;
 use uforge_core::scan::{scan, ScanOptions};
@@ -48,6 +50,10 @@ pub struct RunSummary {
     pub report_bytes: u64,
     /// The server's answer to the overlay (status, stored members, recreated packages).
     pub result: OverlayResult,
+    /// Wanted files not sent because the server already held their content.
+    pub skipped_files: u64,
+    /// Bytes of content not sent for that reason.
+    pub skipped_bytes: u64,
 }
 
 /// Shares one in-memory report between readers without copying it.
@@ -91,8 +97,17 @@ pub fn run(
     progress.phase("report", Some(report_bytes));
     let analysis = client.post_report(scan_id, &mut Cursor::new(report.clone()))?;
 
-    progress.phase("overlay", Some(analysis.stats.wanted_bytes));
-    let wanted: HashSet<RawPath> = analysis.wanted.iter().cloned().collect();
+    let held = held_by_server(client, scan_id)?;
+    let wanted: HashSet<RawPath> = analysis
+        .wanted
+        .iter()
+        .filter(|p| !held.paths.contains(*p))
+        .cloned()
+        .collect();
+    progress.phase(
+        "overlay",
+        Some(analysis.stats.wanted_bytes.saturating_sub(held.bytes)),
+    );
     let mut reader = ReportReader::from_reader(
         BufReader::new(Cursor::new(report.clone())),
         "the report in memory",
@@ -129,6 +144,38 @@ pub fn run(
         overlay,
         report_bytes,
         result,
+        skipped_files: held.paths.len() as u64,
+        skipped_bytes: held.bytes,
+    })
+}
+
+/// The wanted paths the server already holds the content of.
+struct Held {
+    paths: HashSet<RawPath>,
+    bytes: u64,
+}
+
+/// Asks the server what the overlay may leave out; a server that predates the question (404
+/// for the route, the scan being there) holds nothing.
+fn held_by_server(client: &Client, scan: i64) -> Result<Held, ClientError> {
+    let w = match client.overlay_wanted(scan) {
+        Ok(w) => w,
+        Err(e) if e.status() == Some(404) => Default::default(),
+        Err(e) => return Err(e),
+    };
+    let mut paths = HashSet::with_capacity(w.held.len());
+    for p in &w.held {
+        let raw = rawpath::from_text(p.path.as_deref(), p.path_b64.as_deref()).map_err(|m| {
+            ClientError::Protocol {
+                url: format!("/scans/{scan}/overlay/wanted"),
+                message: m,
+            }
+        })?;
+        paths.insert(raw);
+    }
+    Ok(Held {
+        paths,
+        bytes: w.held_bytes,
     })
 }
 

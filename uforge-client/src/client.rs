@@ -15,8 +15,8 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use uforge_api::{
     Comparison, Health, Image, ImageFile, Machine, NewImage, NewPublication, NewRepo, NewScan,
-    NewTarget, OverlayResult, Package, Publication, Repo, Scan, Target, TargetCredentials,
-    TuningLog,
+    NewTarget, OverlayResult, OverlayWanted, Package, Publication, Repo, Scan, Target,
+    TargetCredentials, TuningLog,
 };
 use uforge_core::analysis::Analysis;
 
@@ -188,6 +188,12 @@ impl Client {
             &format!("/scans/{scan}/overlay"),
             Body::Stream(overlay),
         )
+    }
+
+    /// What a scan's overlay still has to carry: the wanted paths it may leave out because a
+    /// scan of the user holds their content, with the totals.
+    pub fn overlay_wanted(&self, scan: i64) -> Result<OverlayWanted, ClientError> {
+        self.json("GET", &format!("/scans/{scan}/overlay/wanted"), Body::None)
     }
 
     /// The user's scans, newest first, optionally of one machine.

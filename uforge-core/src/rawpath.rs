@@ -48,6 +48,18 @@ pub fn to_text(path: &[u8]) -> TextPath<'_> {
     }
 }
 
+/// The raw path of its JSON form: exactly one of `path` (text) and `path_b64` (base64 of the
+/// bytes); the error says what is wrong.
+pub fn from_text(path: Option<&str>, path_b64: Option<&str>) -> Result<RawPath, String> {
+    match (path, path_b64) {
+        (Some(p), None) => Ok(p.as_bytes().to_vec()),
+        (None, Some(b)) => B64
+            .decode(b)
+            .map_err(|e| format!("path_b64 {b:?} is not base64: {e}")),
+        _ => Err("an entry needs exactly one of path and path_b64".into()),
+    }
+}
+
 /// Normalises a user-given path inside a root to the in-root absolute form: `srv//app/` and
 /// `/srv/app` both become `/srv/app`. `.` components are dropped; `..` is kept out by refusing it.
 pub fn normalize(path: &[u8]) -> Option<RawPath> {

@@ -239,6 +239,8 @@ impl Client {
         d.set_item("stats", to_python(py, &summary.analysis.stats)?)?;
         d.set_item("overlay", stats_dict(py, &summary.overlay)?)?;
         d.set_item("result", to_python(py, &summary.result)?)?;
+        d.set_item("skipped_files", summary.skipped_files)?;
+        d.set_item("skipped_bytes", summary.skipped_bytes)?;
         d.set_item("analysis", Analysis(summary.analysis))?;
         Ok(d)
     }

@@ -162,6 +162,19 @@ impl Server {
         name: &str,
         root: &Path,
     ) -> (std::process::Output, String) {
+        self.agent_with(url, user, token, name, root, &[])
+    }
+
+    /// [`Server::agent`] with more arguments for `run`.
+    pub fn agent_with(
+        &self,
+        url: &str,
+        user: &str,
+        token: &str,
+        name: &str,
+        root: &Path,
+        extra: &[&str],
+    ) -> (std::process::Output, String) {
         // The binary is opened before /tmp is covered: the build tree itself may live in /tmp.
         let script = r#"exec 3<"$1"; shift; mount -t tmpfs tmpfs /tmp && /proc/self/fd/3 "$@"; rc=$?; echo "--- tmp:"; find /tmp -mindepth 1; exit $rc"#;
         let out = Command::new("unshare")
@@ -179,6 +192,7 @@ impl Server {
             .arg(root)
             .arg("--cacert")
             .arg(self.cacert())
+            .args(extra)
             .env("UFORGE_TOKEN", token)
             .output()
             .unwrap();
@@ -215,23 +229,30 @@ impl Server {
 /// A TCP relay to the server that cuts both directions once `limit` bytes went upstream:
 /// an upload broken half way, as a dropped link does.
 fn cutting_proxy(upstream: &str, limit: u64) -> String {
+    counting_proxy(upstream, limit).0
+}
+
+/// A TCP relay to the server that counts the bytes sent upstream over all its connections,
+/// and cuts them all once `limit` bytes went.
+fn counting_proxy(upstream: &str, limit: u64) -> (String, Arc<AtomicU64>) {
     let addr = upstream.trim_start_matches("https://").to_string();
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let local = format!("https://{}", listener.local_addr().unwrap());
+    let sent = Arc::new(AtomicU64::new(0));
+    let total = sent.clone();
     std::thread::spawn(move || {
         for client in listener.incoming() {
             let Ok(client) = client else { break };
             let Ok(server) = TcpStream::connect(&addr) else {
                 break;
             };
-            let sent = Arc::new(AtomicU64::new(0));
             let (c2, s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
             let counter = sent.clone();
             std::thread::spawn(move || relay(c2, s2, Some((counter, limit))));
             std::thread::spawn(move || relay(server, client, None));
         }
     });
-    local
+    (local, total)
 }
 
 fn relay(mut from: TcpStream, mut to: TcpStream, limit: Option<(Arc<AtomicU64>, u64)>) {
@@ -662,4 +683,110 @@ fn five_step_scan_on_sqlite() {
 #[test]
 fn five_step_scan_on_postgresql() {
     five_steps(Some(postgres_url()));
+}
+
+/// The summary `uforge-scan run --json` prints.
+fn run_summary(out: &std::process::Output) -> Value {
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text
+        .lines()
+        .find(|l| l.starts_with('{'))
+        .unwrap_or_else(|| panic!("no summary: {text}"));
+    serde_json::from_str(line).unwrap()
+}
+
+/// An upload cut at 60% is finished by a rerun that sends at most the missing 40% plus 5%:
+/// what arrived whole stays on the server, the rerun asks what it still lacks and sends only
+/// that, and its summary says how much it skipped. The whole overlay's size is measured first
+/// by another user, whose blobs do not count for the first.
+#[test]
+fn an_upload_cut_at_60_percent_is_finished_by_sending_the_rest() {
+    let server = Server::start(None);
+    let work = outside_tmp();
+    let root = work.path().join("web01");
+    run_ok(
+        Command::new("cp")
+            .args(["-a", "--sparse=always"])
+            .arg(fixture("drifted"))
+            .arg(&root),
+    );
+    let user = |name: &str| {
+        let token = server.add_user(name);
+        let repo = server
+            .client(name, &token, &["repo", "add", &mirror_line()])
+            .unwrap();
+        let id = repo["id"].as_i64().unwrap().to_string();
+        server.client(name, &token, &["repo", "sync", &id]).unwrap();
+        token
+    };
+    let ok = |out: &std::process::Output| {
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+
+    // The whole overlay, and what goes upstream before it.
+    let measure = user("measure");
+    let (proxy, sent) = counting_proxy(&server.url, u64::MAX);
+    let (out, _) = server.agent_with(&proxy, "measure", &measure, "web01", &root, &["--json"]);
+    ok(&out);
+    let whole = run_summary(&out);
+    let full = whole["overlay"]["bytes"].as_u64().unwrap();
+    assert_eq!(whole["skipped"]["files"], 0, "{whole}");
+    assert_eq!(whole["received"]["bytes"], full, "{whole}");
+    let before = sent.load(Ordering::Relaxed) - full;
+    assert!(full > 4 << 20, "{whole}");
+
+    // Alice's upload is cut at 60% of the overlay.
+    let alice = user("alice");
+    let limit = before + full * 6 / 10;
+    let (proxy, _) = counting_proxy(&server.url, limit);
+    let (out, _) = server.agent(&proxy, "alice", &alice, "web01", &root);
+    assert!(!out.status.success(), "the cut upload must fail");
+    let scans = server.client("alice", &alice, &["scan", "list"]).unwrap();
+    assert_eq!(scans[0]["status"], "analyzed", "{scans}");
+
+    // The rerun sends at most the missing 40% plus 5%.
+    let (proxy, sent) = counting_proxy(&server.url, u64::MAX);
+    let (out, _) = server.agent_with(&proxy, "alice", &alice, "web01", &root, &["--json"]);
+    ok(&out);
+    let rest = run_summary(&out);
+    let bytes = rest["overlay"]["bytes"].as_u64().unwrap();
+    assert!(
+        bytes * 100 <= full * 45,
+        "the rerun sent {bytes} of {full} bytes: {rest}"
+    );
+    assert_eq!(rest["received"]["bytes"], bytes, "{rest}");
+    let upstream = sent.load(Ordering::Relaxed);
+    eprintln!(
+        "whole overlay {full} bytes; rerun sent {bytes} ({:.1}%), {upstream} upstream in all",
+        bytes as f64 * 100.0 / full as f64
+    );
+    assert!(
+        upstream <= before + full * 45 / 100,
+        "{upstream} bytes went upstream ({before} before the overlay, of {full}): {rest}"
+    );
+    let skipped = &rest["skipped"];
+    assert!(skipped["files"].as_u64().unwrap() > 0, "{rest}");
+    assert_eq!(rest["received"]["held"], skipped["files"], "{rest}");
+    assert_eq!(rest["received"]["held_bytes"], skipped["bytes"], "{rest}");
+    assert_eq!(
+        skipped["bytes"].as_u64().unwrap() + rest["overlay"]["content_bytes"].as_u64().unwrap(),
+        whole["overlay"]["content_bytes"].as_u64().unwrap(),
+        "{rest}"
+    );
+    assert_eq!(rest["recreated"], whole["recreated"], "{rest}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    let line = format!(
+        "  {} files ({:.1} MiB) not sent: the server already held their content\n",
+        skipped["files"],
+        skipped["bytes"].as_u64().unwrap() as f64 / 1048576.0
+    );
+    assert!(err.contains(&line), "{err}");
+    let scans = server.client("alice", &alice, &["scan", "list"]).unwrap();
+    assert_eq!(scans.as_array().unwrap().len(), 1, "{scans}");
+    assert_eq!(scans[0]["status"], "complete", "{scans}");
+    assert_eq!(scans[0]["id"], rest["scan"], "{scans}");
 }

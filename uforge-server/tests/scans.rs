@@ -15,7 +15,8 @@ use uforge_test_support::tar::{end_of_archive, ustar_member};
 on_both_databases!(
     scan_life_cycle,
     refused_reports,
-    json_reports_are_stored_natively
+    json_reports_are_stored_natively,
+    an_interrupted_overlay_is_finished_by_what_is_lacking
 );
 
 fn paths(list: &Value) -> Vec<String> {
@@ -100,15 +101,20 @@ fn scan_life_cycle(b: Backend) {
     assert_eq!(stored, report, "a native report is stored as sent");
 
     let overlay = root.overlay(&root.report, &analysis);
-    let blobs_before = s.blob_count();
     let ovl = format!("/scans/{id}/overlay");
 
-    // Cut off half way.
+    // Cut off half way: what arrived whole before the cut is kept for the next upload.
     let r = admin
         .bytes("PUT", &ovl, &overlay[..overlay.len() / 2])
         .expect(400);
     assert!(r.error().contains("truncated"), "{}", r.error());
+    assert!(
+        r.error().contains("kept for the next upload"),
+        "{}",
+        r.error()
+    );
     assert_eq!(scan_of(&s, id)["status"], "analyzed");
+    let blobs_before = s.blob_count();
 
     // A member that climbs out of the root.
     let mut evil = ustar_member(b"../../etc/cron.d/evil", b"* * * * * root sh\n");
@@ -129,7 +135,7 @@ fn scan_life_cycle(b: Backend) {
     let r = admin.stream("PUT", &ovl, &corrupt[..]).expect(400);
     assert!(r.error().contains("overlay member"), "{}", r.error());
 
-    assert_eq!(s.blob_count(), blobs_before, "a refused overlay left blobs");
+    assert_eq!(s.blob_count(), blobs_before, "a refused member left blobs");
     assert_eq!(s.staged_count(), 0, "a refused overlay left staged blobs");
     assert_eq!(scan_of(&s, id)["status"], "analyzed");
 
@@ -385,4 +391,169 @@ fn json_reports_are_stored_natively(b: Backend) {
         .expect(200)
         .json();
     assert_eq!(done["status"], "complete");
+}
+
+/// The stored blob of a digest, hashed again.
+fn stored_digest(s: &Server, hex: &str) -> Option<String> {
+    let p = s.data_dir.join("blobs/sha256").join(&hex[..2]).join(hex);
+    let data = std::fs::read(p).ok()?;
+    Some(format!("{:x}", Sha256::digest(&data)))
+}
+
+/// The wanted regular files of a report, path to hex digest.
+fn wanted_files(report: &std::path::Path, wanted: &[String]) -> Vec<(String, String)> {
+    use uforge_core::model::FileKind;
+    let mut r = uforge_core::report::ReportReader::open(report).unwrap();
+    let mut out = Vec::new();
+    while let Some(e) = r.next_file().unwrap() {
+        let p = String::from_utf8(e.path.clone()).unwrap();
+        if e.kind == FileKind::File && wanted.contains(&p) {
+            out.push((p, uforge_core::blobstore::to_hex(&e.sha256.unwrap())));
+        }
+    }
+    out
+}
+
+/// An overlay cut at 60% of its bytes keeps what arrived whole; the server then says what it
+/// still lacks, and a second overlay carrying only that completes the scan. A rejected member
+/// keeps the good ones before it and nothing of itself. What a user holds counts for another
+/// machine of theirs, never for another user.
+fn an_interrupted_overlay_is_finished_by_what_is_lacking(b: Backend) {
+    let s = Server::start(b);
+    let root = small_root();
+    let admin = s.admin();
+    let report = std::fs::read(&root.report).unwrap();
+    fn new_scan(who: &crate::util::Client<'_>, machine: &str, report: &[u8]) -> (i64, Vec<u8>) {
+        let id = who
+            .json("POST", "/scans", json!({"machine": machine}))
+            .expect(201)
+            .json()["id"]
+            .as_i64()
+            .unwrap();
+        let analysis = who
+            .stream("POST", &format!("/scans/{id}/report"), report)
+            .expect(200)
+            .body;
+        (id, analysis)
+    }
+    let (id, analysis) = new_scan(&admin, "web01", &report);
+    let a: Value = serde_json::from_slice(&analysis).unwrap();
+    let wanted = paths(&a["wanted"]);
+    let files = wanted_files(&root.report, &wanted);
+    let overlay = root.overlay(&root.report, &analysis);
+    let ovl = format!("/scans/{id}/overlay");
+    let lacking = |id: i64| {
+        admin
+            .get(&format!("/scans/{id}/overlay/wanted"))
+            .expect(200)
+            .json()
+    };
+    let w = lacking(id);
+    assert_eq!(w["held"], json!([]), "{w}");
+    assert_eq!(w["lacking"], wanted.len(), "{w}");
+
+    // A rejected member (its content altered) after good ones: the good ones stay, nothing of
+    // it does, and the error names it.
+    let blob = files.iter().find(|f| f.0 == "/srv/data/blob.bin").unwrap();
+    let mut corrupt = overlay.clone();
+    // The member's own header is the last block naming it (a pax header may come first).
+    let at = overlay
+        .windows(b"srv/data/blob.bin".len())
+        .rposition(|w| w == b"srv/data/blob.bin")
+        .unwrap();
+    corrupt[at + 512 + 1000] ^= 0x40;
+    let r = admin.stream("PUT", &ovl, &corrupt[..]).expect(400);
+    assert!(r.error().contains("srv/data/blob.bin"), "{}", r.error());
+    assert_eq!(
+        stored_digest(&s, &blob.1),
+        None,
+        "the rejected member was stored"
+    );
+    let before: Vec<&(String, String)> = files.iter().filter(|f| f.0 < blob.0).collect();
+    assert!(!before.is_empty());
+    for (p, hex) in &before {
+        assert_eq!(stored_digest(&s, hex).as_deref(), Some(&hex[..]), "{p}");
+    }
+    let held = paths(&lacking(id)["held"]);
+    assert_eq!(held, before.iter().map(|f| f.0.clone()).collect::<Vec<_>>());
+    assert_eq!(s.staged_count(), 0);
+
+    // Cut at 60% of its bytes, as a dropped link does.
+    let cut = overlay.len() * 6 / 10;
+    let r = admin.bytes("PUT", &ovl, &overlay[..cut]).expect(400);
+    assert!(r.error().contains("truncated"), "{}", r.error());
+    assert_eq!(scan_of(&s, id)["status"], "analyzed");
+    let w = lacking(id);
+    let held = paths(&w["held"]);
+    assert!(!held.is_empty(), "{w}");
+    assert_eq!(
+        w["lacking"].as_u64().unwrap() as usize,
+        wanted.len() - held.len(),
+        "{w}"
+    );
+    for h in &held {
+        let (_, hex) = files.iter().find(|f| &f.0 == h).unwrap();
+        assert_eq!(stored_digest(&s, hex).as_deref(), Some(&hex[..]), "{h}");
+    }
+
+    // Another user holds none of it, and cannot ask about this scan.
+    let bob = s.add_user("bob");
+    let bob = s.as_bearer(&bob);
+    bob.get(&format!("/scans/{id}/overlay/wanted")).expect(404);
+    let (bid, _) = new_scan(&bob, "web01", &report);
+    let theirs = bob
+        .get(&format!("/scans/{bid}/overlay/wanted"))
+        .expect(200)
+        .json();
+    assert_eq!(theirs["held"], json!([]), "{theirs}");
+    // An overlay of bob's that leaves out what only alice holds is incomplete.
+    let mut rest = a.clone();
+    rest["wanted"] = json!(a["wanted"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| !held.iter().any(|h| Some(h.as_str()) == p["path"].as_str()))
+        .cloned()
+        .collect::<Vec<_>>());
+    let rest_doc = serde_json::to_vec(&rest).unwrap();
+    let second = root.overlay(&root.report, &rest_doc);
+    let r = bob
+        .stream("PUT", &format!("/scans/{bid}/overlay"), &second[..])
+        .expect(400);
+    assert!(
+        r.error().contains("missing from the overlay"),
+        "{}",
+        r.error()
+    );
+
+    // The second overlay carries only what is lacking, and completes the scan.
+    assert!(second.len() < overlay.len());
+    let done = admin.stream("PUT", &ovl, &second[..]).expect(200).json();
+    assert_eq!(done["status"], "complete", "{done}");
+    assert_eq!(done["held"], held.len(), "{done}");
+    assert_eq!(done["received_bytes"], second.len(), "{done}");
+    assert_eq!(
+        done["held_bytes"].as_u64().unwrap() + done["content_bytes"].as_u64().unwrap(),
+        a["stats"]["wanted_bytes"].as_u64().unwrap(),
+        "{done}"
+    );
+    for (p, hex) in &files {
+        assert_eq!(stored_digest(&s, hex).as_deref(), Some(&hex[..]), "{p}");
+    }
+    assert_eq!(scan_of(&s, id)["status"], "complete");
+    assert_eq!(s.staged_count(), 0);
+
+    // Another machine of the same user with the same files sends none of their content.
+    // (The in-house package now comes from the user's repository of recreated packages: its
+    // files are not wanted again.)
+    let (other, analysis) = new_scan(&admin, "web02", &report);
+    let a: Value = serde_json::from_slice(&analysis).unwrap();
+    let w = lacking(other);
+    let all: Vec<String> = wanted_files(&root.report, &paths(&a["wanted"]))
+        .into_iter()
+        .map(|f| f.0)
+        .collect();
+    assert!(all.len() >= 4, "{a}");
+    assert_eq!(paths(&w["held"]), all, "{w}");
+    assert_eq!(w["lacking_bytes"], 0, "{w}");
 }

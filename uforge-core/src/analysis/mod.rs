@@ -18,11 +18,10 @@ pub use previous::PreviousScan;
 
 use crate::facts::UsrLayout;
 use crate::model::{FileEntry, RawPath};
-use crate::rawpath::{to_text, TextPath, B64};
+use crate::rawpath::{to_text, TextPath};
 use crate::repo::PackageKey;
 use crate::report::ReportReader;
 use crate::{Error, Result};
-use base64::Engine;
 
 /// How a package file differs from the official package.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -140,13 +139,7 @@ impl JPath {
     }
 
     fn raw(&self) -> std::result::Result<RawPath, String> {
-        match (&self.path, &self.path_b64) {
-            (Some(p), None) => Ok(p.as_bytes().to_vec()),
-            (None, Some(b)) => B64
-                .decode(b)
-                .map_err(|e| format!("path_b64 {b:?} is not base64: {e}")),
-            _ => Err("an entry needs exactly one of path and path_b64".into()),
-        }
+        crate::rawpath::from_text(self.path.as_deref(), self.path_b64.as_deref())
     }
 }
 

@@ -21,7 +21,10 @@ mod ustar;
 mod write;
 
 pub use amend::amend_report;
-pub use read::{read_overlay, read_overlay_for, OverlayReceipt, ReadLimits};
+pub use read::{
+    held_entries, read_overlay, read_overlay_for, read_overlay_resumable, HeldEntries, Interrupted,
+    OverlayReceipt, ReadLimits,
+};
 pub use write::{write_overlay, write_tree, OverlayStats};
 
 #[cfg(test)]

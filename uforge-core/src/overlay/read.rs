@@ -1,6 +1,7 @@
 //! Reading an overlay: a strict tar parser that checks every member against the report entry
 //! asked for, and streams file contents into a blob store staging area that is committed only
-//! once the whole archive has been verified.
+//! once the whole archive has been verified, or, for an upload that may resume, keeps the
+//! contents that verified before it failed ([`read_overlay_resumable`]).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::{BufReader, ErrorKind, Read};
@@ -58,6 +59,83 @@ pub struct OverlayReceipt {
     pub amended: Vec<FileEntry>,
     /// Wanted files that vanished from the source after the scan, in archive order.
     pub vanished: Vec<RawPath>,
+    /// Wanted regular files and hard links the overlay left out because the store already
+    /// held their content ([`read_overlay_resumable`]).
+    pub held: u64,
+    /// Bytes of content of those (what the overlay did not need to carry).
+    pub held_bytes: u64,
+    /// Bytes of archive read.
+    pub archive_bytes: u64,
+}
+
+/// An overlay that failed after some of its contents had verified: those are committed to the
+/// store (each whole and hashing to its report digest), the rest is discarded.
+#[derive(Debug)]
+pub struct Interrupted {
+    /// Why the overlay was refused, naming the member.
+    pub error: Error,
+    /// The digests and sizes of the contents kept, in archive order.
+    pub kept: Vec<([u8; 32], u64)>,
+}
+
+impl Interrupted {
+    /// Bytes of content kept.
+    pub fn kept_bytes(&self) -> u64 {
+        self.kept.iter().map(|(_, n)| n).sum()
+    }
+}
+
+/// The wanted entries an overlay may leave out because their content is held already.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HeldEntries {
+    /// Their paths, sorted.
+    pub paths: Vec<RawPath>,
+    /// Bytes of content the overlay need not carry: the held regular files, and the held hard
+    /// links whose first name is not wanted (they would travel as the file itself).
+    pub bytes: u64,
+    /// Digests of that content.
+    pub digests: HashSet<[u8; 32]>,
+}
+
+/// The regular files and hard links of `expected` whose content `holds` says is held, and so
+/// may be left out of an overlay read by [`read_overlay_resumable`] with the same digests.
+/// Everything else (directories, links, devices, metadata) is small and is always sent.
+pub fn held_entries(
+    expected: &HashMap<RawPath, FileEntry>,
+    mut holds: impl FnMut(&[u8; 32]) -> Result<bool>,
+) -> Result<HeldEntries> {
+    let mut out = HeldEntries::default();
+    let mut known: HashMap<[u8; 32], bool> = HashMap::new();
+    for (path, e) in expected {
+        let Some(sha) = e.sha256.filter(|_| is_content(e)) else {
+            continue;
+        };
+        let held = match known.get(&sha) {
+            Some(&h) => h,
+            None => {
+                let h = holds(&sha)?;
+                known.insert(sha, h);
+                h
+            }
+        };
+        if !held {
+            continue;
+        }
+        let carries = e.kind == FileKind::File
+            || !e.target.as_ref().is_some_and(|t| expected.contains_key(t));
+        if carries {
+            out.bytes += e.size;
+        }
+        out.digests.insert(sha);
+        out.paths.push(path.clone());
+    }
+    out.paths.sort();
+    Ok(out)
+}
+
+/// Whether an entry's member would carry (or link to) file content.
+fn is_content(e: &FileEntry) -> bool {
+    matches!(e.kind, FileKind::File | FileKind::Hardlink)
 }
 
 /// Reads and verifies the overlay made for `analysis` of the report file `report`: the
@@ -94,7 +172,44 @@ pub fn read_overlay<R: Read>(
     store: &dyn BlobStore,
     limits: &ReadLimits,
 ) -> Result<OverlayReceipt> {
-    let mut staging = store.stage()?;
+    read(input, expected, store, limits, &HashSet::new(), false).map_err(|i| i.error)
+}
+
+/// Reads an overlay as [`read_overlay`] does, for an upload that can resume:
+///
+/// - a regular file or hard link of `expected` whose content digest is in `held` and that the
+///   store has may be left out (an earlier, interrupted upload or another scan stored it);
+///   when it is present it is verified as any member;
+/// - when the overlay fails (a cut stream, a rejected member), the contents that arrived whole
+///   and hashed to their report digest are committed all the same and listed in the error,
+///   so that the next upload need not carry them. Nothing of a rejected member is kept, nor
+///   any content whose digest was only computed on arrival (an amended member).
+pub fn read_overlay_resumable<R: Read>(
+    input: R,
+    expected: &HashMap<RawPath, FileEntry>,
+    store: &dyn BlobStore,
+    limits: &ReadLimits,
+    held: &HashSet<[u8; 32]>,
+) -> std::result::Result<OverlayReceipt, Interrupted> {
+    read(input, expected, store, limits, held, true)
+}
+
+fn read<R: Read>(
+    input: R,
+    expected: &HashMap<RawPath, FileEntry>,
+    store: &dyn BlobStore,
+    limits: &ReadLimits,
+    held: &HashSet<[u8; 32]>,
+    keep: bool,
+) -> std::result::Result<OverlayReceipt, Interrupted> {
+    let fail = |error| Interrupted {
+        error,
+        kept: Vec::new(),
+    };
+    // Verified contents and contents whose digest is only computed on arrival go to two
+    // batches: only the first may be kept from an overlay that fails.
+    let mut staging = store.stage().map_err(fail)?;
+    let mut computed = store.stage().map_err(fail)?;
     let mut r = Reader {
         input: Input {
             r: BufReader::with_capacity(256 << 10, input),
@@ -107,11 +222,31 @@ pub fn read_overlay<R: Read>(
         blobs: HashSet::new(),
         receipt: OverlayReceipt::default(),
         name: Vec::new(),
+        held,
+        store,
+        kept: Vec::new(),
+        kept_seen: HashSet::new(),
     };
-    r.run(&mut *staging)?;
-    r.check_complete()?;
-    staging.commit()?;
+    let read = r
+        .run(&mut *staging, &mut *computed)
+        .and_then(|()| r.check_complete());
+    if let Err(error) = read {
+        if !keep || r.kept.is_empty() {
+            return Err(fail(error));
+        }
+        drop(computed);
+        return match staging.commit() {
+            Ok(()) => Err(Interrupted {
+                error,
+                kept: r.kept,
+            }),
+            Err(e) => Err(fail(e)),
+        };
+    }
+    staging.commit().map_err(fail)?;
+    computed.commit().map_err(fail)?;
     r.receipt.blobs = r.blobs.len() as u64;
+    r.receipt.archive_bytes = r.input.consumed;
     Ok(r.receipt)
 }
 
@@ -274,10 +409,16 @@ struct Reader<'a, R> {
     blobs: HashSet<[u8; 32]>,
     receipt: OverlayReceipt,
     name: Vec<u8>,
+    /// Digests whose entries may be left out when the store has them.
+    held: &'a HashSet<[u8; 32]>,
+    store: &'a dyn BlobStore,
+    /// Verified contents staged, with their sizes, in archive order.
+    kept: Vec<([u8; 32], u64)>,
+    kept_seen: HashSet<[u8; 32]>,
 }
 
 impl<R: Read> Reader<'_, R> {
-    fn run(&mut self, staging: &mut dyn BlobStaging) -> Result<()> {
+    fn run(&mut self, staging: &mut dyn BlobStaging, computed: &mut dyn BlobStaging) -> Result<()> {
         let mut globals = Ext::default();
         let mut global_bytes = 0usize;
         let mut local: Option<Ext> = None;
@@ -381,7 +522,7 @@ impl<R: Read> Reader<'_, R> {
             if let Some(l) = long_link.take() {
                 ext.linkpath.get_or_insert(l);
             }
-            self.member(&block, ext, size, staging)?;
+            self.member(&block, ext, size, staging, computed)?;
         }
     }
 
@@ -412,6 +553,7 @@ impl<R: Read> Reader<'_, R> {
         ext: Ext,
         header_size: u64,
         staging: &mut dyn BlobStaging,
+        computed: &mut dyn BlobStaging,
     ) -> Result<()> {
         self.receipt.members += 1;
         let flag = block[ustar::TYPEFLAG];
@@ -588,7 +730,8 @@ impl<R: Read> Reader<'_, R> {
                 if self.receipt.content_bytes > self.limits.max_total {
                     return Err(bad(member, "file contents over the total limit"));
                 }
-                let (got, stored) = self.content(&member, sha, size, logical, sparse, staging)?;
+                let (got, stored) =
+                    self.content(&member, sha, (size, logical, sparse), staging, computed)?;
                 if let Some(mut e) = now.take() {
                     e.size = logical;
                     e.sha256 = Some(got);
@@ -610,10 +753,9 @@ impl<R: Read> Reader<'_, R> {
         &mut self,
         member: &str,
         sha: Option<[u8; 32]>,
-        size: u64,
-        logical: u64,
-        sparse: bool,
+        (size, logical, sparse): (u64, u64, bool),
         staging: &mut dyn BlobStaging,
+        computed: &mut dyn BlobStaging,
     ) -> Result<([u8; 32], u64)> {
         let mut map = MapParser::default();
         let mut map_bytes = 0u64;
@@ -652,10 +794,15 @@ impl<R: Read> Reader<'_, R> {
         };
         let stored = match sha {
             Some(sha) => staging.put(&sha, logical, &mut data).map(|()| sha),
-            None => staging.put_computed(logical, &mut data),
+            None => computed.put_computed(logical, &mut data),
         };
         let sha = match stored {
-            Ok(sha) => sha,
+            Ok(got) => {
+                if sha.is_some() && self.kept_seen.insert(got) {
+                    self.kept.push((got, logical));
+                }
+                got
+            }
             Err(e) => {
                 return Err(match (data.failure.take(), e) {
                     (Some(f), _) => input_err(member, f),
@@ -671,13 +818,38 @@ impl<R: Read> Reader<'_, R> {
         Ok((sha, size - map_bytes))
     }
 
-    fn check_complete(&self) -> Result<()> {
-        let mut missing: Vec<&RawPath> = self
-            .expected
-            .iter()
-            .filter(|(p, e)| e.kind != FileKind::Socket && !self.seen.contains_key(*p))
-            .map(|(p, _)| p)
-            .collect();
+    fn check_complete(&mut self) -> Result<()> {
+        let mut missing = Vec::new();
+        let mut present: HashMap<[u8; 32], bool> = HashMap::new();
+        for (p, e) in self.expected {
+            if e.kind == FileKind::Socket || self.seen.contains_key(p) {
+                continue;
+            }
+            if let Some(sha) = e.sha256.filter(|s| is_content(e) && self.held.contains(s)) {
+                // Left out as held: the store must really have it.
+                let has = match present.get(&sha) {
+                    Some(&h) => h,
+                    None => {
+                        let h = self.store.has(&sha)?;
+                        present.insert(sha, h);
+                        h
+                    }
+                };
+                if has {
+                    self.receipt.held += 1;
+                    let carries = e.kind == FileKind::File
+                        || !e
+                            .target
+                            .as_ref()
+                            .is_some_and(|t| self.expected.contains_key(t));
+                    if carries {
+                        self.receipt.held_bytes += e.size;
+                    }
+                    continue;
+                }
+            }
+            missing.push(p);
+        }
         if missing.is_empty() {
             return Ok(());
         }

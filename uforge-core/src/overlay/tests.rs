@@ -257,6 +257,7 @@ fn fixture_overlay_reads_into_the_store() {
             members: f.entries.len() as u64,
             blobs: shas.len() as u64,
             content_bytes: f.stats.content_bytes,
+            archive_bytes: f.overlay.len() as u64,
             ..Default::default()
         }
     );
@@ -1021,4 +1022,143 @@ fn amendments_are_checked_like_members() {
     for (tar, needle) in cases {
         refused(&tar, &expected, &limits, needle);
     }
+}
+
+#[test]
+fn an_interrupted_overlay_keeps_what_verified_and_the_rest_completes_it() {
+    let f = fixture();
+    let expected = expected_of(&f.entries);
+    let limits = ReadLimits::default();
+    let tmp = tempfile::tempdir().unwrap();
+    let store = LocalBlobStore::open(tmp.path()).unwrap();
+    let none = HashSet::new();
+
+    // Cut at 60% of its bytes: the contents that arrived whole stay, the one cut does not.
+    let cut = &f.overlay[..f.overlay.len() * 6 / 10];
+    let i = read_overlay_resumable(cut, &expected, &store, &limits, &none).unwrap_err();
+    assert!(i.error.to_string().contains("truncated"), "{}", i.error);
+    assert!(!i.kept.is_empty());
+    // By an independent reader: the regular members whose data lies before the cut, and the
+    // one the cut falls in.
+    let entry_of = |name: &[u8]| {
+        let p = format!("/{}", String::from_utf8_lossy(name));
+        expected.get(p.trim_end_matches('/').as_bytes()).cloned()
+    };
+    let (mut arrived, mut torn) = (HashSet::new(), None);
+    for e in tar::Archive::new(cut)
+        .entries()
+        .unwrap()
+        .map_while(|e| e.ok())
+    {
+        let end = e.raw_file_position() + e.size();
+        let Some(r) = entry_of(&e.path_bytes()).filter(|r| r.kind == FileKind::File) else {
+            continue;
+        };
+        if end <= cut.len() as u64 {
+            arrived.insert(r.sha256.unwrap());
+        } else if e.raw_file_position() < cut.len() as u64 {
+            torn = r.sha256;
+        }
+    }
+    let kept: HashSet<[u8; 32]> = i.kept.iter().map(|k| k.0).collect();
+    assert!(kept.is_superset(&arrived), "a whole content was not kept");
+    let files: HashSet<[u8; 32]> = f
+        .entries
+        .iter()
+        .filter(|e| e.kind == FileKind::File)
+        .filter_map(|e| e.sha256)
+        .collect();
+    assert!(kept.is_subset(&files));
+    if let Some(t) = torn.filter(|t| !arrived.contains(t)) {
+        assert!(!store.has(&t).unwrap(), "the member cut in two was stored");
+    }
+    for (sha, _) in &i.kept {
+        assert!(store.has(sha).unwrap());
+    }
+    let all: HashSet<[u8; 32]> = f.entries.iter().filter_map(|e| e.sha256).collect();
+    let stored = all.iter().filter(|s| store.has(s).unwrap()).count();
+    assert_eq!(stored, kept.len(), "only what was kept is stored");
+    assert_store_empty_staging(tmp.path());
+
+    // The second overlay carries only what the store lacks.
+    let held = held_entries(&expected, |s| store.has(s)).unwrap();
+    assert_eq!(held.digests, kept);
+    assert!(held.bytes >= i.kept_bytes() && i.kept_bytes() > 0);
+    let skip: HashSet<&RawPath> = held.paths.iter().collect();
+    let (rest, result) = overlay_of(&f.root, |e| {
+        expected.contains_key(&e.path) && !skip.contains(&e.path)
+    });
+    let (overlay, stats) = result.unwrap();
+    assert_eq!(rest.len() + held.paths.len(), f.entries.len());
+    assert_eq!(
+        stats.content_bytes + held.bytes,
+        f.stats.content_bytes,
+        "the rest carries exactly the content not held"
+    );
+    // Without the held digests it is incomplete; with them it completes the scan.
+    let err = read_overlay(&overlay[..], &expected, &store, &limits).unwrap_err();
+    assert!(
+        err.to_string().contains("missing from the overlay"),
+        "{err}"
+    );
+    let receipt =
+        read_overlay_resumable(&overlay[..], &expected, &store, &limits, &held.digests).unwrap();
+    assert_eq!(receipt.held, held.paths.len() as u64);
+    assert_eq!(receipt.held_bytes, held.bytes);
+    assert_eq!(receipt.archive_bytes, overlay.len() as u64);
+    for sha in &all {
+        let mut blob = store.open(sha).unwrap();
+        let mut h = Sha256::new();
+        std::io::copy(&mut blob, &mut h).unwrap();
+        assert_eq!(<[u8; 32]>::from(h.finalize()), *sha);
+    }
+    assert_store_empty_staging(tmp.path());
+}
+
+#[test]
+fn a_rejected_member_is_not_kept_but_the_good_ones_before_it_are() {
+    let f = fixture();
+    let expected = expected_of(&f.entries);
+    let tmp = tempfile::tempdir().unwrap();
+    let store = LocalBlobStore::open(tmp.path()).unwrap();
+    let mut flipped = f.overlay.clone();
+    let at = data_offset(&f.overlay, b"srv/app/data.bin");
+    flipped[at + 1000] ^= 0x40;
+    let bad = expected[&b"/srv/app/data.bin"[..]].sha256.unwrap();
+    let i = read_overlay_resumable(
+        &flipped[..],
+        &expected,
+        &store,
+        &ReadLimits::default(),
+        &HashSet::new(),
+    )
+    .unwrap_err();
+    let text = i.error.to_string();
+    assert!(
+        text.contains("srv/app/data.bin") && text.contains("content hashes to"),
+        "{text}"
+    );
+    assert!(!i.kept.is_empty(), "members before it verified");
+    assert!(i.kept.iter().all(|(s, _)| *s != bad));
+    assert!(!store.has(&bad).unwrap(), "the rejected member was stored");
+    for (sha, _) in &i.kept {
+        assert!(store.has(sha).unwrap());
+    }
+    assert_store_empty_staging(tmp.path());
+
+    // A digest said to be held that the store does not have satisfies nothing.
+    let other = tempfile::tempdir().unwrap();
+    let empty = LocalBlobStore::open(other.path()).unwrap();
+    let mut fewer = HashMap::new();
+    let e = expected[&b"/srv/app/config.ini"[..]].clone();
+    fewer.insert(e.path.clone(), e.clone());
+    let held: HashSet<[u8; 32]> = [e.sha256.unwrap()].into();
+    let end = [0u8; 2 * BLOCK];
+    let err = read_overlay_resumable(&end[..], &fewer, &empty, &ReadLimits::default(), &held)
+        .unwrap_err();
+    assert!(
+        err.error.to_string().contains("missing from the overlay"),
+        "{}",
+        err.error
+    );
 }

@@ -691,7 +691,7 @@ class Client:
         the server's analysis wants from the disk to the server, which stores it and recreates
         the packages no repository has. Nothing is written on the scanned machine. A second
         run with the same name ships only what changed; a run after a failed one finishes the
-        unfinished scan.
+        unfinished scan, sending only the files whose content the server does not hold yet.
 
         ``exclude``, ``default_excludes`` and ``threads`` are those of ``scan``; ``progress``:
         see ``_StepProgressCallback``.
@@ -699,6 +699,8 @@ class Client:
         Returns ``{"scan_id": int, "report_bytes": int, "analysis": Analysis, "stats": the
         analysis statistics, "overlay": the overlay statistics as write_overlay returns them,
         "result": the server's answer to the overlay ({"status": "complete", "members",
-        "blobs", "content_bytes", "recreated": [{"name", "version", "arch", "file"}]})}``.
+        "blobs", "content_bytes", "held", "held_bytes", "received_bytes", "recreated":
+        [{"name", "version", "arch", "file"}]}), "skipped_files": int, "skipped_bytes": int
+        (wanted files not sent because the server already held their content)}``.
         Raises ClientError, or IoError and InvalidError for a root that cannot be scanned or
         files that changed during the scan."""

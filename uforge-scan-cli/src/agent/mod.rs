@@ -57,7 +57,8 @@ pub enum Command {
     Compare(CompareArgs),
     /// Scan this machine for a uforge server: send the report, receive the analysis, stream
     /// the overlay of what the repositories cannot rebuild. A second run with the same name is
-    /// incremental. Nothing is written on the scanned machine.
+    /// incremental, and a rerun after an interrupted upload sends only what the server still
+    /// lacks. Nothing is written on the scanned machine.
     #[command(after_help = "Example:\n  \
         UFORGE_TOKEN=... uforge-scan run -U https://uforge.example:8443 -u alice \\\n    \
         -n web01 --cacert server.pem")]
@@ -156,6 +157,9 @@ pub struct RunArgs {
     /// Print no progress and no summary.
     #[arg(short, long)]
     pub quiet: bool,
+    /// Print the summary as JSON on standard output (exact bytes).
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// The name and version recorded in the reports the agent writes.

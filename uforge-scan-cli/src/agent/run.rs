@@ -26,6 +26,9 @@ pub fn run(args: RunArgs) -> Result<()> {
             args.connect.url.as_deref().unwrap_or_default()
         )
     })?;
+    if args.json {
+        println!("{}", json_summary(&args.name, &summary));
+    }
     // On a terminal or not: a log of the run needs it as much as the person watching.
     if !args.quiet {
         let a = &summary.analysis;
@@ -34,11 +37,18 @@ pub fn run(args: RunArgs) -> Result<()> {
             summary.scan_id,
             args.name,
             summary.report_bytes / 1024,
-            a.wanted.len(),
+            a.wanted.len() as u64 - summary.skipped_files,
             a.stats.entries,
             summary.overlay.bytes as f64 / 1048576.0,
             summary.overlay.members
         );
+        if summary.skipped_files > 0 {
+            eprintln!(
+                "  {} files ({:.1} MiB) not sent: the server already held their content",
+                summary.skipped_files,
+                summary.skipped_bytes as f64 / 1048576.0
+            );
+        }
         // Packages recreated by an earlier scan of the machine come from the server's
         // repository of recreated packages now: not missing, but still no public
         // repository's.
@@ -73,6 +83,33 @@ pub fn run(args: RunArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The summary for scripts: what was sent, what was skipped, what the server stored.
+fn json_summary(machine: &str, s: &agent::RunSummary) -> serde_json::Value {
+    let a = &s.analysis;
+    serde_json::json!({
+        "scan": s.scan_id,
+        "machine": machine,
+        "report_bytes": s.report_bytes,
+        "entries": a.stats.entries,
+        "wanted": a.wanted.len(),
+        "wanted_bytes": a.stats.wanted_bytes,
+        "overlay": {
+            "bytes": s.overlay.bytes,
+            "members": s.overlay.members,
+            "content_bytes": s.overlay.content_bytes,
+        },
+        "skipped": { "files": s.skipped_files, "bytes": s.skipped_bytes },
+        "received": {
+            "bytes": s.result.received_bytes,
+            "members": s.result.members,
+            "held": s.result.held,
+            "held_bytes": s.result.held_bytes,
+        },
+        "recreated": s.result.recreated.iter().map(|p| &p.file).collect::<Vec<_>>(),
+        "changed": s.overlay.changed.len(),
+    })
 }
 
 /// How many files changed under the overlay and the first of them, or `None` if none did.

@@ -150,6 +150,11 @@ fn table() -> Vec<(Method, &'static str, MethodRouter<Shared>)> {
         ),
         (
             Method::GET,
+            "/scans/{id}/overlay/wanted",
+            get(scans::overlay_wanted),
+        ),
+        (
+            Method::GET,
             "/scans/{id}/compare/{other}",
             get(scans::compare),
         ),

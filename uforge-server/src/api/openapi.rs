@@ -50,6 +50,7 @@ use super::{health, images, packages, publications, repos, scans, targets};
         scans::download_report,
         scans::analysis,
         scans::upload_overlay,
+        scans::overlay_wanted,
         scans::compare,
         images::create,
         images::list,

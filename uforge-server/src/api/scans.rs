@@ -4,6 +4,8 @@
 //! what the overlay must carry), and `complete` once the overlay has been verified into the
 //! blob store; then the packages no repository has are rebuilt.
 
+use std::collections::{HashMap, HashSet};
+
 use axum::body::Body;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, Request, State};
@@ -12,11 +14,13 @@ use axum::response::Response;
 use axum::{Extension, Json};
 use serde::Deserialize;
 use uforge_api::{
-    AnalysisDocument, Comparison, ErrorBody, Machine, NewScan, OverlayResult, RecreatedRef,
-    Scan as ApiScan, ScanStatus,
+    AnalysisDocument, Comparison, ErrorBody, Machine, NewScan, OverlayResult, OverlayWanted,
+    PathEntry, RecreatedRef, Scan as ApiScan, ScanStatus,
 };
 use uforge_core::analysis::{analyze_report, Analysis};
-use uforge_core::overlay::{read_overlay_for, ReadLimits};
+use uforge_core::blobstore::{to_hex, BlobStore};
+use uforge_core::model::{FileEntry, RawPath};
+use uforge_core::overlay::{held_entries, read_overlay_resumable, HeldEntries, ReadLimits};
 use uforge_core::progress::NoProgress;
 use uforge_core::repo::Sources;
 use uforge_core::report::ReportReader;
@@ -437,10 +441,105 @@ pub(crate) async fn analysis(
     file_response(&state.data.analysis(s.id), "application/json", None).await
 }
 
+/// The report entries a scan's overlay must account for, and those of them it may leave out:
+/// regular files and hard links whose content a scan of the same user holds and the blob
+/// store has. Never another user's: holding a digest must not stand for having the file.
+fn expected_and_held(
+    state: &Shared,
+    user: i64,
+    id: i64,
+) -> ApiResult<(Analysis, HashMap<RawPath, FileEntry>, HeldEntries)> {
+    let (report, analysis) = (state.data.report(id), state.data.analysis(id));
+    // The stored files are the server's own: failing to read them is ours.
+    let a = Analysis::open(&analysis).map_err(|e| ApiError::internal(e.to_string()))?;
+    let expected = ReportReader::open(&report)
+        .and_then(|r| a.expected(r))
+        .map_err(ApiError::from_core)?;
+    let mut digests: Vec<String> = expected
+        .values()
+        .filter_map(|e| e.sha256.as_ref())
+        .map(to_hex)
+        .collect();
+    digests.sort();
+    digests.dedup();
+    let mut c = state.db.get()?;
+    let owned: HashSet<String> = queries::user_holds(&mut c, user, &digests)?
+        .into_iter()
+        .collect();
+    drop(c);
+    let blobs = &*state.blobs;
+    let held = held_entries(&expected, |sha| {
+        Ok(owned.contains(&to_hex(sha)) && blobs.has(sha)?)
+    })
+    .map_err(ApiError::from_core)?;
+    Ok((a, expected, held))
+}
+
+/// What a scan's overlay still has to carry.
+///
+/// The wanted regular files and hard links whose content a scan of the caller's already holds
+/// (an interrupted upload of this scan, a verified overlay of another machine) may be left
+/// out of the overlay; everything else must come.
+#[utoipa::path(
+    get,
+    path = "/scans/{id}/overlay/wanted",
+    tag = "scans",
+    operation_id = "getOverlayWanted",
+    params(("id" = i64, Path, description = "Scan id")),
+    responses(
+        (status = 200, description = "What the overlay may leave out, and what it must carry", body = OverlayWanted),
+        (status = 404, description = "No such scan of the caller's", body = ErrorBody),
+        (status = 409, description = "No report yet, or already complete", body = ErrorBody),
+    )
+)]
+pub(crate) async fn overlay_wanted(
+    State(state): State<Shared>,
+    Extension(user): Extension<AuthUser>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<OverlayWanted>> {
+    let (scan, _) = load(&state, &user, &id).await?;
+    let id = scan.id;
+    match scan.status.as_str() {
+        status::CREATED => return Err(no_report(id)),
+        status::COMPLETE => {
+            return Err(ApiError::conflict(format!("scan {id} is already complete")))
+        }
+        _ => {}
+    }
+    let uid = user.id;
+    let answer = blocking(move || {
+        let (a, _, held) = expected_and_held(&state, uid, id)?;
+        Ok(OverlayWanted {
+            lacking: (a.wanted.len() - held.paths.len()) as u64,
+            lacking_bytes: a.stats.wanted_bytes.saturating_sub(held.bytes),
+            held_bytes: held.bytes,
+            held: held.paths.iter().map(|p| path_entry(p)).collect(),
+        })
+    })
+    .await?;
+    Ok(Json(answer))
+}
+
+fn path_entry(p: &[u8]) -> PathEntry {
+    let (path, path_b64) = match uforge_core::rawpath::to_text(p) {
+        uforge_core::rawpath::TextPath::Utf8(s) => (Some(s.to_string()), None),
+        uforge_core::rawpath::TextPath::Base64(b) => (None, Some(b)),
+    };
+    PathEntry {
+        path,
+        path_b64,
+        package: None,
+        change: None,
+    }
+}
+
 /// Stream a scan's overlay.
 ///
 /// The overlay is verified member by member against the report and the analysis into the
-/// blob store; the scan becomes `complete` and the missing packages are rebuilt.
+/// blob store; the scan becomes `complete` and the missing packages are rebuilt. It may leave
+/// out what `GET /scans/{id}/overlay/wanted` lists as held. An overlay that fails (cut off,
+/// a rejected member) keeps the contents that arrived whole and matched their digests, held
+/// by the scan for the next upload; nothing of a rejected member is kept.
 #[utoipa::path(
     put,
     path = "/scans/{id}/overlay",
@@ -470,21 +569,57 @@ pub(crate) async fn upload_overlay(
         }
         _ => {}
     }
-    let _guard = state.claim(id)?;
+    let guard = state.claim(id)?;
     // Whatever the reader leaves of the body is discarded after the answer has gone out.
     let (reader, _rest) = bridge::stream(body);
     let (report, analysis) = (state.data.report(id), state.data.analysis(id));
-    let blobs = state.blobs.clone();
-    let (receipt, missing, summary) = blocking({
-        let report = report.clone();
+    let uid = user.id;
+    let (receipt, missing, summary, _guard) = blocking({
+        let (report, state) = (report.clone(), state.clone());
         move || {
-            // The stored analysis is the server's own file: failing to read it is ours.
-            let mut a = Analysis::open(&analysis).map_err(|e| ApiError::internal(e.to_string()))?;
-            let receipt = read_overlay_for(reader, &report, &a, &*blobs, &ReadLimits::default())
-                .map_err(ApiError::from_upload)?;
+            // The claim lives with this thread: a client gone mid-upload drops the request
+            // but not the reading, and a rerun waits until what verified is recorded.
+            let guard = guard;
+            let (mut a, expected, held) = expected_and_held(&state, uid, id)?;
+            let read = read_overlay_resumable(
+                reader,
+                &expected,
+                &*state.blobs,
+                &ReadLimits::default(),
+                &held.digests,
+            );
+            let mut c = state.db.get()?;
+            let receipt = match read {
+                Ok(r) => r,
+                Err(i) => {
+                    let kept: Vec<String> = i.kept.iter().map(|(s, _)| to_hex(s)).collect();
+                    let kept_bytes = i.kept_bytes();
+                    let mut e = ApiError::from_upload(i.error);
+                    if !kept.is_empty() {
+                        queries::record_scan_blobs(&mut c, id, &kept)?;
+                        e.message.push_str(&format!(
+                            " ({} files, {kept_bytes} bytes, that arrived whole are kept for \
+                             the next upload of scan {id})",
+                            kept.len()
+                        ));
+                    }
+                    return Err(e);
+                }
+            };
+            let mut digests: Vec<String> = receipt
+                .amended
+                .iter()
+                .filter_map(|e| e.sha256.as_ref())
+                .chain(expected.values().filter_map(|e| e.sha256.as_ref()))
+                .filter(|s| state.blobs.has(s).unwrap_or(false))
+                .map(to_hex)
+                .collect();
+            digests.sort();
+            digests.dedup();
+            queries::record_scan_blobs(&mut c, id, &digests)?;
             let summary = pipeline::amend(&report, &analysis, &mut a, &receipt)
                 .map_err(ApiError::from_core)?;
-            Ok((receipt, a.missing_packages, summary))
+            Ok((receipt, a.missing_packages, summary, guard))
         }
     })
     .await?;
@@ -500,6 +635,9 @@ pub(crate) async fn upload_overlay(
         content_bytes: receipt.content_bytes,
         amended: receipt.amended.len() as u64,
         vanished: receipt.vanished.len() as u64,
+        held: receipt.held,
+        held_bytes: receipt.held_bytes,
+        received_bytes: receipt.archive_bytes,
         recreated: Vec::new(),
         recreate_error: None,
     };

@@ -6,7 +6,7 @@ use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 
 use super::models::*;
-use super::schema::{images, machines, recreated_packages, repos, scans, users};
+use super::schema::{images, machines, recreated_packages, repos, scan_blobs, scans, users};
 use super::{now, AnyConnection};
 
 type C = AnyConnection;
@@ -320,9 +320,64 @@ pub fn delete_scan(c: &mut C, user: i64, id: i64) -> QueryResult<bool> {
     diesel::update(images::table.filter(images::scan_id.eq(id)))
         .set(images::scan_id.eq(None::<i64>))
         .execute(c)?;
+    if scans::table
+        .filter(scans::user_id.eq(user).and(scans::id.eq(id)))
+        .select(scans::id)
+        .first::<i64>(c)
+        .optional()?
+        .is_none()
+    {
+        return Ok(false);
+    }
+    diesel::delete(scan_blobs::table.filter(scan_blobs::scan_id.eq(id))).execute(c)?;
     diesel::delete(scans::table.filter(scans::user_id.eq(user).and(scans::id.eq(id))))
         .execute(c)
         .map(|n| n > 0)
+}
+
+/// How many digests one statement names: well within both databases' parameter limits.
+const DIGEST_BATCH: usize = 500;
+
+/// Records that a scan holds these contents (lower-case hex SHA-256) in the blob store.
+pub fn record_scan_blobs(c: &mut C, scan: i64, digests: &[String]) -> QueryResult<()> {
+    // One statement per batch, spelled the same for both databases (diesel's batch insert is
+    // not available across them). Digests are the server's own hex, checked again here, so
+    // they go into the text as literals.
+    if let Some(d) = digests
+        .iter()
+        .find(|d| d.len() != 64 || !d.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
+    {
+        return Err(DieselError::QueryBuilderError(
+            format!("{d:?} is not a SHA-256 in hex").into(),
+        ));
+    }
+    c.transaction(|c| {
+        for chunk in digests.chunks(DIGEST_BATCH) {
+            let values: Vec<String> = chunk.iter().map(|d| format!("({scan}, '{d}')")).collect();
+            diesel::sql_query(format!(
+                "INSERT INTO scan_blobs (scan_id, sha256) VALUES {} ON CONFLICT DO NOTHING",
+                values.join(", ")
+            ))
+            .execute(c)?;
+        }
+        Ok(())
+    })
+}
+
+/// Which of these contents (lower-case hex SHA-256) a scan of the user holds.
+pub fn user_holds(c: &mut C, user: i64, digests: &[String]) -> QueryResult<Vec<String>> {
+    let mut out = Vec::new();
+    for chunk in digests.chunks(DIGEST_BATCH) {
+        let mut held: Vec<String> = scan_blobs::table
+            .inner_join(scans::table)
+            .filter(scans::user_id.eq(user))
+            .filter(scan_blobs::sha256.eq_any(chunk))
+            .select(scan_blobs::sha256)
+            .distinct()
+            .load(c)?;
+        out.append(&mut held);
+    }
+    Ok(out)
 }
 
 /// Records rebuilt packages, replacing earlier records of the same files.

@@ -212,7 +212,19 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// The contents each scan holds in the blob store: those of its verified overlay, and those
+    /// an interrupted upload kept for the next one.
+    scan_blobs (scan_id, sha256) {
+        /// The scan.
+        scan_id -> BigInt,
+        /// SHA-256 of the content, lower-case hex.
+        sha256 -> Text,
+    }
+}
+
 diesel::joinable!(scans -> machines (machine_id));
+diesel::joinable!(scan_blobs -> scans (scan_id));
 diesel::joinable!(images -> scans (scan_id));
 diesel::joinable!(publications -> targets (target_id));
 diesel::joinable!(publications -> images (image_id));
@@ -225,5 +237,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     recreated_packages,
     images,
     targets,
-    publications
+    publications,
+    scan_blobs
 );
