@@ -375,6 +375,17 @@ impl Client {
     /// arrived and is on disk; on any error it is removed, so `path` never holds half an
     /// image.
     pub fn download_image(&self, id: i64, path: &Path) -> Result<u64, ClientError> {
+        self.download_image_with(id, path, &uforge_core::progress::NoProgress)
+    }
+
+    /// [`Client::download_image`], reporting a `download` phase (the image's size as its total)
+    /// and the bytes as they arrive to `progress`.
+    pub fn download_image_with(
+        &self,
+        id: i64,
+        path: &Path,
+        progress: &dyn uforge_core::progress::Progress,
+    ) -> Result<u64, ClientError> {
         let meta = self.image(id)?;
         let route = format!("/images/{id}/download");
         let url = format!("{}{route}", self.base);
@@ -385,7 +396,9 @@ impl Client {
         let expected = meta.size.and_then(|s| u64::try_from(s).ok()).or(announced);
         let partial = partial_path(path);
         let result = (|| {
-            let received = save(resp.into_reader(), &partial, &url)?;
+            progress.phase("download", expected);
+            let received = save(resp.into_reader(), &partial, &url, progress)?;
+            progress.finish();
             for want in [announced, expected].into_iter().flatten() {
                 if received != want {
                     return Err(ClientError::Protocol {
@@ -537,7 +550,12 @@ pub fn partial_path(path: &Path) -> PathBuf {
 
 /// Copies a download into a new file at `dest`, synced to disk; the bytes written. Errors
 /// say whether the network (`url`) or the file failed.
-fn save(mut from: impl Read, dest: &Path, url: &str) -> Result<u64, ClientError> {
+fn save(
+    mut from: impl Read,
+    dest: &Path,
+    url: &str,
+    progress: &dyn uforge_core::progress::Progress,
+) -> Result<u64, ClientError> {
     let io = |op: &'static str| move |e| ClientError::Core(uforge_core::Error::io(op, dest, e));
     let mut file = File::create(dest).map_err(io("create"))?;
     let mut buf = vec![0u8; 1 << 20];
@@ -556,6 +574,7 @@ fn save(mut from: impl Read, dest: &Path, url: &str) -> Result<u64, ClientError>
         };
         file.write_all(&buf[..n]).map_err(io("write"))?;
         total += n as u64;
+        progress.advance(0, n as u64);
     }
     file.sync_all().map_err(io("sync"))?;
     Ok(total)

@@ -2,6 +2,7 @@
 //! image served and downloaded, and jobs left running by a server that died.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
@@ -520,6 +521,24 @@ fn v(answer: impl serde::Serialize) -> Value {
     serde_json::to_value(answer).unwrap()
 }
 
+/// What a download reported.
+#[derive(Default)]
+struct Received {
+    phases: std::sync::Mutex<Vec<(String, Option<u64>)>>,
+    bytes: AtomicU64,
+    calls: AtomicU64,
+}
+
+impl uforge_core::progress::Progress for Received {
+    fn phase(&self, name: &str, total: Option<u64>) {
+        self.phases.lock().unwrap().push((name.to_string(), total));
+    }
+    fn advance(&self, _files: u64, bytes: u64) {
+        self.bytes.fetch_add(bytes, Ordering::Relaxed);
+        self.calls.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
 fn finished_image_is_served(b: Backend) {
     let s = Server::start_with(
         b,
@@ -591,10 +610,16 @@ fn finished_image_is_served(b: Backend) {
         Some("attachment; filename=\"web01.qcow2\"")
     );
 
-    let n = alice.download_image(id, &out).unwrap();
+    let seen = Received::default();
+    let n = alice.download_image_with(id, &out, &seen).unwrap();
     assert_eq!(n, data.len() as u64);
     assert_eq!(std::fs::read(&out).unwrap(), data);
     assert!(!partial.exists());
+    // The download reports its size first and the bytes as they come, chunk by chunk.
+    let phases = seen.phases.lock().unwrap().clone();
+    assert_eq!(phases, [("download".to_string(), Some(data.len() as u64))]);
+    assert_eq!(seen.bytes.load(Ordering::Relaxed), data.len() as u64);
+    assert!(seen.calls.load(Ordering::Relaxed) >= 2);
 
     // On the server's host and filesystem, a link instead of a second copy.
     {

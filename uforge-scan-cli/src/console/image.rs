@@ -81,6 +81,10 @@ pub enum ImageCmd {
         /// to it). Only on the server's host, on the filesystem of its data directory.
         #[arg(long)]
         link: bool,
+        /// Print no progress (by default the bytes received every few seconds, on standard
+        /// error).
+        #[arg(short, long)]
+        quiet: bool,
     },
     /// Delete an image job and its file (refused while it is being built).
     Delete {
@@ -150,7 +154,12 @@ fn run_remote(cmd: ImageCmd, connect: &ConnectArgs, json: bool) -> Result<()> {
             Ok(())
         }
         ImageCmd::List { scan } => emit(json, &client.list_images(scan)?[..], tables::images),
-        ImageCmd::Download { id, output, link } => download(&client, id, output, link, json),
+        ImageCmd::Download {
+            id,
+            output,
+            link,
+            quiet,
+        } => download(&client, id, output, link, quiet, json),
         ImageCmd::Delete { id } => {
             client.delete_image(id)?;
             super::deleted(json, id)
@@ -257,6 +266,7 @@ fn download(
     id: i64,
     output: Option<PathBuf>,
     link: bool,
+    quiet: bool,
     json: bool,
 ) -> Result<()> {
     let path = match output {
@@ -276,7 +286,7 @@ fn download(
         (size, Some(how))
     } else {
         let size = client
-            .download_image(id, &path)
+            .download_image_with(id, &path, &super::publish::PublishLog::new(quiet))
             .with_context(|| format!("cannot download image {id} to {}", path.display()))?;
         (size, None)
     };

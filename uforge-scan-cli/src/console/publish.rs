@@ -364,12 +364,25 @@ fn core_credentials(c: TargetCredentials) -> Credentials {
     }
 }
 
-/// Prints the phases of a local publication, and the bytes sent now and then.
-struct PublishLog {
+/// Prints the phases of a transfer (a local publication, a download), and the bytes moved
+/// every few seconds, on standard error; nothing when quiet.
+pub(super) struct PublishLog {
     start: Instant,
     quiet: bool,
     sent: std::sync::atomic::AtomicU64,
     shown: std::sync::Mutex<(String, Instant)>,
+}
+
+impl PublishLog {
+    /// Starts the clock.
+    pub(super) fn new(quiet: bool) -> PublishLog {
+        PublishLog {
+            start: Instant::now(),
+            quiet,
+            sent: Default::default(),
+            shown: std::sync::Mutex::new((String::new(), Instant::now())),
+        }
+    }
 }
 
 impl Progress for PublishLog {
@@ -452,12 +465,7 @@ fn publish_local(a: &PublishArgs, to: &str, json: bool) -> Result<()> {
     request.name = name;
     request.instance = dest.instance.clone();
     request.checkpoints = &checkpoints;
-    let log = PublishLog {
-        start: Instant::now(),
-        quiet: a.quiet,
-        sent: Default::default(),
-        shown: std::sync::Mutex::new((String::new(), Instant::now())),
-    };
+    let log = PublishLog::new(a.quiet);
     let done = publish::publish(&dest.target, credentials, &request, &log)?;
     emit(json, &done, |p| {
         let mut rows = vec![
