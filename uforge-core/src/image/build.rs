@@ -345,10 +345,17 @@ fn build_inner(
         progress,
     )?;
 
-    progress.phase(PHASES[4], None);
     if let Some(d) = disk.take() {
         d.close()?;
     }
+    // The writers are external tools and archive code alike: the write is followed by the
+    // bytes the image file holds on disk, against the data it is written from.
+    let source_bytes = if spec.format.is_disk() {
+        allocated(&raw)
+    } else {
+        content
+    };
+    progress.phase(PHASES[4], Some(source_bytes));
     let name = header
         .machine
         .hostname
@@ -366,13 +373,15 @@ fn build_inner(
     for (f, out) in &spec.extra_outputs {
         let p = partial_path(out);
         let _ = std::fs::remove_file(&p);
-        f.writer().write(&staged, &p)?;
+        follow_growth(&p, progress, || f.writer().write(&staged, &p))?;
         let (size, sha) = hash_file(&p)?;
         std::fs::rename(&p, out).map_err(|e| Error::io("rename", &p, e))?;
         extra.push((*f, out.clone(), size, sha));
     }
     let _ = std::fs::remove_file(partial);
-    spec.format.writer().write(&staged, partial)?;
+    follow_growth(partial, progress, || {
+        spec.format.writer().write(&staged, partial)
+    })?;
     let (size, sha256) = hash_file(partial)?;
     std::fs::rename(partial, spec.output).map_err(|e| Error::io("rename", partial, e))?;
     progress.finish();
@@ -387,6 +396,51 @@ fn build_inner(
         extra,
         layout: prepared.layout.clone(),
     })
+}
+
+/// Bytes a file holds on disk (a sparse raw disk's data, not its length); 0 if it is gone.
+fn allocated(path: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).map_or(0, |m| m.blocks() * 512)
+}
+
+/// Runs `write` while a thread reports, every half second, how much `path` has grown on disk.
+fn follow_growth<T>(path: &Path, progress: &dyn Progress, write: impl FnOnce() -> T) -> T {
+    let done = std::sync::Mutex::new(false);
+    let wake = std::sync::Condvar::new();
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let mut seen = 0u64;
+            let mut ended = done.lock().unwrap_or_else(|p| p.into_inner());
+            loop {
+                let now = allocated(path);
+                if now > seen {
+                    progress.advance(0, now - seen);
+                    seen = now;
+                }
+                if *ended {
+                    return;
+                }
+                ended = wake
+                    .wait_timeout(ended, std::time::Duration::from_millis(500))
+                    .unwrap_or_else(|p| p.into_inner())
+                    .0;
+            }
+        });
+        // Set however `write` ends, a panic included: the scope waits for the thread.
+        let _stop = Stop(&done, &wake);
+        write()
+    })
+}
+
+/// Tells a [`follow_growth`] thread to stop when dropped.
+struct Stop<'a>(&'a std::sync::Mutex<bool>, &'a std::sync::Condvar);
+
+impl Drop for Stop<'_> {
+    fn drop(&mut self) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        self.1.notify_all();
+    }
 }
 
 /// Fails when the filesystem of `dir` has less than `need` bytes free, before a long build
@@ -427,4 +481,45 @@ pub fn hash_file(path: &Path) -> Result<(u64, String)> {
         size += n as u64;
     }
     Ok((size, crate::blobstore::to_hex(&h.finalize().into())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    #[derive(Default)]
+    struct Bytes {
+        total: AtomicU64,
+        calls: AtomicU64,
+    }
+
+    impl Progress for Bytes {
+        fn advance(&self, _files: u64, bytes: u64) {
+            self.total.fetch_add(bytes, Ordering::Relaxed);
+            self.calls.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    #[test]
+    fn a_write_is_followed_as_its_file_grows() {
+        let dir = tempfile::tempdir_in("/var/tmp").unwrap();
+        let path = dir.path().join("image.partial");
+        let seen = Bytes::default();
+        let n = follow_growth(&path, &seen, || {
+            let mut f = std::fs::File::create(&path).unwrap();
+            for i in 0..4u8 {
+                f.write_all(&vec![i + 1; 1 << 20]).unwrap();
+                f.sync_all().unwrap();
+                std::thread::sleep(std::time::Duration::from_millis(600));
+            }
+            4
+        });
+        assert_eq!(n, 4);
+        assert_eq!(seen.total.load(Ordering::Relaxed), allocated(&path));
+        assert!(allocated(&path) >= 4 << 20);
+        let calls = seen.calls.load(Ordering::Relaxed);
+        assert!(calls >= 3, "{calls} reports for a write of about 2.4 s");
+    }
 }
