@@ -157,4 +157,29 @@ fn target_add_list_and_publish_wait() {
     assert_eq!(std::fs::read(shelf.join("disk.raw")).unwrap(), data);
     let manifest = std::fs::read_to_string(shelf.join("disk.raw.sha256")).unwrap();
     assert!(manifest.contains(&sha256_hex(&data)), "{manifest}");
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // Off a terminal, without -q: one line per phase as it ends, with its duration.
+    let second = work.path().join("disk2.raw");
+    std::fs::write(&second, &data).unwrap();
+    let out = run_ok(
+        Command::new(Path::new(env!("CARGO_BIN_EXE_uforge-scan")).with_file_name("uforge"))
+            .args(["--json", "image", "publish", "--format", "raw"])
+            .arg(&second)
+            .arg("--to")
+            .arg(&url)
+            .env("HOME", work.path()),
+    );
+    let log = String::from_utf8_lossy(&out.stderr);
+    let upload: Vec<&str> = log
+        .lines()
+        .filter(|l| l.starts_with("upload: done in "))
+        .collect();
+    assert_eq!(upload.len(), 1, "{log}");
+    assert!(upload[0].ends_with("MiB"), "{log}");
+    assert!(log.lines().all(|l| l.contains(": done in ")), "{log}");
 }

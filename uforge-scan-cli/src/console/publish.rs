@@ -364,37 +364,60 @@ fn core_credentials(c: TargetCredentials) -> Credentials {
     }
 }
 
-/// Prints the phases of a transfer (a local publication, a download), and the bytes moved
-/// every few seconds, on standard error; nothing when quiet.
+/// Shows a transfer (a local publication, a download) on standard error: on a terminal each
+/// phase as it starts and the bytes moved every few seconds; off one, a line per phase with its
+/// duration as it ends; nothing when quiet.
 pub(super) struct PublishLog {
     start: Instant,
     quiet: bool,
+    terminal: bool,
     sent: std::sync::atomic::AtomicU64,
-    shown: std::sync::Mutex<(String, Instant)>,
+    /// The phase under way, when it started, and when bytes were last shown.
+    shown: std::sync::Mutex<(String, Instant, Instant)>,
 }
 
 impl PublishLog {
     /// Starts the clock.
     pub(super) fn new(quiet: bool) -> PublishLog {
+        let now = Instant::now();
         PublishLog {
-            start: Instant::now(),
+            start: now,
             quiet,
+            terminal: std::io::stderr().is_terminal(),
             sent: Default::default(),
-            shown: std::sync::Mutex::new((String::new(), Instant::now())),
+            shown: std::sync::Mutex::new((String::new(), now, now)),
         }
+    }
+
+    /// Off a terminal: the line of the phase that ended, if one was under way.
+    fn ended(&self, phase: &mut (String, Instant, Instant)) {
+        if !self.quiet && !self.terminal && !phase.0.is_empty() {
+            let sent = self.sent.load(std::sync::atomic::Ordering::Relaxed);
+            let moved = if sent > 0 {
+                format!(", {}", mib(sent))
+            } else {
+                String::new()
+            };
+            eprintln!(
+                "{}: done in {:.1} s{moved}",
+                phase.0,
+                phase.1.elapsed().as_secs_f64()
+            );
+        }
+        phase.0.clear();
     }
 }
 
 impl Progress for PublishLog {
     fn phase(&self, name: &str, total: Option<u64>) {
+        let mut s = self.shown.lock().unwrap_or_else(|p| p.into_inner());
+        self.ended(&mut s);
         self.sent.store(0, std::sync::atomic::Ordering::Relaxed);
-        if !self.quiet {
+        if !self.quiet && self.terminal {
             let of = total.map(|t| format!(" ({})", mib(t))).unwrap_or_default();
             eprintln!("[{:>6.1}s] {name}{of}", self.start.elapsed().as_secs_f64());
         }
-        if let Ok(mut s) = self.shown.lock() {
-            *s = (name.to_string(), Instant::now());
-        }
+        *s = (name.to_string(), Instant::now(), Instant::now());
     }
 
     fn advance(&self, _files: u64, bytes: u64) {
@@ -402,20 +425,32 @@ impl Progress for PublishLog {
             .sent
             .fetch_add(bytes, std::sync::atomic::Ordering::Relaxed)
             + bytes;
-        if self.quiet {
+        if self.quiet || !self.terminal {
             return;
         }
-        if let Ok(mut s) = self.shown.lock() {
-            if s.1.elapsed() >= Duration::from_secs(5) {
-                s.1 = Instant::now();
-                eprintln!(
-                    "[{:>6.1}s] {} {}",
-                    self.start.elapsed().as_secs_f64(),
-                    s.0,
-                    mib(sent)
-                );
-            }
+        let mut s = self.shown.lock().unwrap_or_else(|p| p.into_inner());
+        if s.2.elapsed() >= Duration::from_secs(5) {
+            s.2 = Instant::now();
+            eprintln!(
+                "[{:>6.1}s] {} {}",
+                self.start.elapsed().as_secs_f64(),
+                s.0,
+                mib(sent)
+            );
         }
+    }
+
+    fn finish(&self) {
+        let mut s = self.shown.lock().unwrap_or_else(|p| p.into_inner());
+        self.ended(&mut s);
+    }
+}
+
+impl Drop for PublishLog {
+    /// The last phase's line, for a transfer whose code does not end its phases.
+    fn drop(&mut self) {
+        let mut s = self.shown.lock().unwrap_or_else(|p| p.into_inner());
+        self.ended(&mut s);
     }
 }
 
