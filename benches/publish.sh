@@ -28,16 +28,15 @@ head -c "$((size << 20))" /dev/urandom > "$work/layer.bin"
     && tar -C oci -cf img.oci.tar .)
 
 creds="$REGISTRY_USER:$REGISTRY_PASSWORD"
-n=0
+# The commands are built in a subshell (`$(...)`), where a counter would not advance: each names
+# its repository by the time it was built, so that no push finds its layer already there.
 skopeo_push() {
-    n=$((n + 1))
     echo "skopeo copy --quiet --dest-creds '$creds' --dest-cert-dir '$REGISTRY_CERT_DIR' \
-        oci-archive:$work/img.oci.tar docker://$REGISTRY_HOST/bench/skopeo$n:latest"
+        oci-archive:$work/img.oci.tar docker://$REGISTRY_HOST/bench/skopeo$(date +%s%N):latest"
 }
 uforge_push() {
-    n=$((n + 1))
     echo "UFORGE_TARGET_USER='$REGISTRY_USER' UFORGE_TARGET_PASSWORD='$REGISTRY_PASSWORD' \
-        $pub $work/img.oci.tar 'oci://$REGISTRY_HOST/bench/uforge$n:latest?ca=$REGISTRY_CA_FILE'"
+        $pub $work/img.oci.tar 'oci://$REGISTRY_HOST/bench/uforge$(date +%s%N):latest?ca=$REGISTRY_CA_FILE'"
 }
 # Each run pushes to a new repository, so no blob is already there; the registry's storage
 # is the same for both.
