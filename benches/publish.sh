@@ -28,11 +28,17 @@ head -c "$((size << 20))" /dev/urandom > "$work/layer.bin"
     && tar -C oci -cf img.oci.tar .)
 
 creds="$REGISTRY_USER:$REGISTRY_PASSWORD"
+mkdir -p "$work/skopeo-cache" /var/lib/containers/cache
 # The commands are built in a subshell (`$(...)`), where a counter would not advance: each names
 # its repository by the time it was built, so that no push finds its layer already there.
 skopeo_push() {
-    echo "skopeo copy --quiet --dest-creds '$creds' --dest-cert-dir '$REGISTRY_CERT_DIR' \
-        oci-archive:$work/img.oci.tar docker://$REGISTRY_HOST/bench/skopeo$(date +%s%N):latest"
+    # skopeo remembers where it pushed a blob and then mounts it from there instead of
+    # uploading it: each push gets an empty cache of its own (a tmpfs over root's, in a mount
+    # namespace of its own), as uforge has none.
+    echo "unshare --mount --propagation private sh -c 'mount -t tmpfs tmpfs $work/skopeo-cache \
+        && mount --bind $work/skopeo-cache /var/lib/containers/cache \
+        && exec skopeo copy --quiet --dest-creds $creds --dest-cert-dir $REGISTRY_CERT_DIR \
+        oci-archive:$work/img.oci.tar docker://$REGISTRY_HOST/bench/skopeo$(date +%s%N):latest'"
 }
 uforge_push() {
     echo "UFORGE_TARGET_USER='$REGISTRY_USER' UFORGE_TARGET_PASSWORD='$REGISTRY_PASSWORD' \
@@ -59,8 +65,10 @@ signature_v2 = False
 multipart_chunk_size_mb = 16
 CFG
 t_s3cmd=$(best "s3cmd -c $work/s3cfg --no-progress put $work/layer.bin s3://$S3_BUCKET/s3cmd/layer.bin")
+# A key of its own per run (inside the single quotes nothing expands): the same key would find
+# the object of the run before already stored, and skip it.
 t_us3=$(best "AWS_ACCESS_KEY_ID=$S3_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY=$S3_SECRET_ACCESS_KEY \
-    $pub $work/layer.bin 's3://$S3_BUCKET/uforge/layer-\$RANDOM.bin?endpoint=$S3_ENDPOINT&region=$S3_REGION'")
+    $pub $work/layer.bin \"s3://$S3_BUCKET/uforge/layer-\$(date +%s%N).bin?endpoint=$S3_ENDPOINT&region=$S3_REGION\"")
 
 rate() { echo "scale=1; $size / $1" | bc -l; }
 ratio() { echo "scale=2; $1 / $2" | bc -l; }
