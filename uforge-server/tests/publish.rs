@@ -854,8 +854,8 @@ fn random_file(path: &Path, size: usize) {
     std::fs::write(path, data).unwrap();
 }
 
-/// A publication to Garage whose endpoint first refuses connections, then whose bucket is
-/// full, then whose server is killed mid-upload: each failure names the target and what was
+/// A publication to a directory on a full filesystem; one to Garage whose endpoint first
+/// refuses connections, then whose bucket is full, then whose server is killed mid-upload: each failure names the target and what was
 /// wrong, and each retry after the cause is gone goes on, the last resuming from the parts
 /// the store kept. Resume points of publications done or gone are cleared at start.
 #[test]
@@ -919,18 +919,63 @@ fn publications_fail_clearly_and_resume_after_a_restart() {
             .json();
         assert_eq!(r["status"], "queued", "{r}");
     };
-    let failed = |p: &Value, kind: &str| {
+    let failed = |p: &Value, kind: &str, target: &str| {
         assert_eq!(p["status"], "failed", "{p}");
         assert_eq!(p["error_kind"], kind, "{p}");
         let error = p["error"].as_str().unwrap();
-        assert!(error.starts_with("target store: s3://"), "{error}");
+        assert!(error.starts_with(target), "{error}");
         assert!(!error.contains(&secret), "{error}");
         error.to_string()
     };
 
+    // A directory on a small filesystem: full, with nothing left in it; retried once the
+    // filesystem has room, done.
+    let small = work.path().join("small-fs");
+    std::fs::create_dir(&small).unwrap();
+    let mount = |opts: &str| {
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", opts, "tmpfs"])
+            .arg(&small)
+            .status()
+            .unwrap();
+        assert!(ok.success(), "mounting a tmpfs (the tests run as root)");
+    };
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(&self.0).status();
+        }
+    }
+    mount("size=4m");
+    let _unmount = Unmount(small.clone());
+    s.admin()
+        .json(
+            "POST",
+            "/targets",
+            json!({"name": "tiny", "url": format!("dir://{}", small.display())}),
+        )
+        .expect(201);
+    let to_tiny = publish(&s, "tiny");
+    let error = failed(
+        &wait_publication(&s, &token, to_tiny),
+        "no-space",
+        "target tiny: ",
+    );
+    assert!(error.contains(small.to_str().unwrap()), "{error}");
+    assert_eq!(std::fs::read_dir(&small).unwrap().count(), 0, "left behind");
+    mount("remount,size=32m");
+    retry(&s, to_tiny);
+    let p = wait_publication(&s, &token, to_tiny);
+    assert_eq!(p["status"], "done", "{p}\n{}", s.log());
+    assert_eq!(file_sha256(&small.join("small.raw")), sha);
+
     // Unreachable: the job fails, naming the target and the endpoint it could not reach.
     let id = publish(&s, "store");
-    let error = failed(&wait_publication(&s, &token, id), "unreachable");
+    let error = failed(
+        &wait_publication(&s, &token, id),
+        "unreachable",
+        "target store: s3://",
+    );
     assert!(error.contains(&format!("127.0.0.1:{port}")), "{error}");
 
     // The endpoint answers again (through a relay on that port), but the bucket is full.
@@ -959,7 +1004,11 @@ fn publications_fail_clearly_and_resume_after_a_restart() {
     let bucket = garage.get("S3_BUCKET");
     garage_cli(&["bucket", "set-quotas", "--max-size", "4MiB", bucket]);
     retry(&s, id);
-    let error = failed(&wait_publication(&s, &token, id), "no-space");
+    let error = failed(
+        &wait_publication(&s, &token, id),
+        "no-space",
+        "target store: s3://",
+    );
     assert!(error.contains("quota"), "{error}");
 
     // Room again, and a slow link: the server is killed once the first part is stored.
