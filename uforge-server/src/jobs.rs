@@ -194,6 +194,8 @@ impl Jobs {
                 "publication jobs left running by a stopped server marked failed"
             );
         }
+        clear_publication_leftovers(&ctx)
+            .context("cannot clear what earlier publication jobs left")?;
         for n in 0..workers {
             let ctx = ctx.clone();
             std::thread::Builder::new()
@@ -388,18 +390,6 @@ fn verdict(
 /// that failed or no longer exist: what a process that died mid-build, or a deletion whose
 /// file removal failed, left behind.
 fn clear_leftovers(ctx: &Ctx) -> Result<()> {
-    let ids_in = |dir: &Path| -> Result<Vec<i64>> {
-        let mut out = Vec::new();
-        let rd =
-            std::fs::read_dir(dir).with_context(|| format!("cannot list {}", dir.display()))?;
-        for e in rd {
-            let e = e.with_context(|| format!("cannot list {}", dir.display()))?;
-            if let Some(id) = e.file_name().to_str().and_then(|n| n.parse::<i64>().ok()) {
-                out.push(id);
-            }
-        }
-        Ok(out)
-    };
     let work = ids_in(&ctx.data.image_work_root())?;
     let images = ids_in(&ctx.data.images())?;
     let logs: Vec<i64> = {
@@ -447,6 +437,43 @@ fn clear_leftovers(ctx: &Ctx) -> Result<()> {
     for id in logs {
         if !status.contains_key(&id) {
             remove_log(&ctx.data, id);
+        }
+    }
+    Ok(())
+}
+
+/// The job ids that name entries of `dir` (other entries are not the jobs' to judge).
+fn ids_in(dir: &Path) -> Result<Vec<i64>> {
+    let mut out = Vec::new();
+    let rd = std::fs::read_dir(dir).with_context(|| format!("cannot list {}", dir.display()))?;
+    for e in rd {
+        let e = e.with_context(|| format!("cannot list {}", dir.display()))?;
+        if let Some(id) = e.file_name().to_str().and_then(|n| n.parse::<i64>().ok()) {
+            out.push(id);
+        }
+    }
+    Ok(out)
+}
+
+/// Removes the resume points of publications that are done or no longer exist: what a
+/// process that died between recording the end and clearing up, or a deletion whose removal
+/// failed, left behind. Those of failed and queued publications stay: a retry resumes from
+/// them.
+fn clear_publication_leftovers(ctx: &Ctx) -> Result<()> {
+    let work = ids_in(&ctx.data.publication_work_root())?;
+    if work.is_empty() {
+        return Ok(());
+    }
+    let status: HashMap<i64, String> = pubq::publication_statuses(&mut *ctx.db.get()?, &work)?
+        .into_iter()
+        .collect();
+    for id in work {
+        let keep = match status.get(&id).map(String::as_str) {
+            None => false,
+            Some(s) => s != image_status::DONE,
+        };
+        if !keep {
+            remove_logged(&ctx.data.publication_work(id));
         }
     }
     Ok(())

@@ -4,9 +4,11 @@
 //! fix, deletions that take back what was pushed, and a deployment on a real libvirtd.
 
 use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
@@ -805,4 +807,308 @@ fn deploy_to_libvirt() {
     assert!(!pool.join("web-vm").exists());
     assert!(http_get(port).is_none());
     admin.call("DELETE", "/targets/kvm1").expect(204);
+}
+
+/// A loopback TCP relay to `upstream` on `listener`: what the server sends goes at most
+/// `rate` bytes a second (0: as fast as it comes), so that a test can act mid-upload.
+fn relay(listener: std::net::TcpListener, upstream: String, rate: Arc<AtomicU64>) {
+    fn pipe(mut from: TcpStream, mut to: TcpStream, rate: Option<Arc<AtomicU64>>) {
+        let mut buf = vec![0u8; 64 << 10];
+        while let Ok(n) = from.read(&mut buf) {
+            if n == 0 || to.write_all(&buf[..n]).is_err() {
+                break;
+            }
+            let r = rate.as_ref().map_or(0, |r| r.load(Ordering::Relaxed));
+            if r > 0 {
+                std::thread::sleep(Duration::from_secs_f64(n as f64 / r as f64));
+            }
+        }
+        let _ = to.shutdown(std::net::Shutdown::Both);
+        let _ = from.shutdown(std::net::Shutdown::Both);
+    }
+    std::thread::spawn(move || {
+        for client in listener.incoming() {
+            let Ok(client) = client else { continue };
+            let Ok(server) = TcpStream::connect(&upstream) else {
+                continue;
+            };
+            let (c2, s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+            let r = rate.clone();
+            std::thread::spawn(move || pipe(client, server, Some(r)));
+            std::thread::spawn(move || pipe(s2, c2, None));
+        }
+    });
+}
+
+/// Writes `size` pseudo-random (incompressible) bytes to `path`.
+fn random_file(path: &Path, size: usize) {
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let data: Vec<u8> = (0..size / 8)
+        .flat_map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x.to_le_bytes()
+        })
+        .collect();
+    std::fs::write(path, data).unwrap();
+}
+
+/// A publication to a directory on a full filesystem; one to Garage whose endpoint first
+/// refuses connections, then whose bucket is full, then whose server is killed mid-upload: each failure names the target and what was
+/// wrong, and each retry after the cause is gone goes on, the last resuming from the parts
+/// the store kept. Resume points of publications done or gone are cleared at start.
+#[test]
+fn publications_fail_clearly_and_resume_after_a_restart() {
+    const MIB: usize = 1 << 20;
+    let garage = Service::start("garage", &[]);
+    let mut s = Server::start(Backend::Sqlite);
+    let token = s.admin_token.clone();
+    let work = tempfile::tempdir().unwrap();
+    let image_file = work.path().join("small.raw");
+    random_file(&image_file, 12 * MIB);
+    let sha = file_sha256(&image_file);
+    let image = put_image(&s, "admin", &image_file, "small.raw", "raw");
+    let secret = garage.get("S3_SECRET_ACCESS_KEY").to_string();
+
+    // A port nothing listens on, for now.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    // One part at a time, so that what the store holds when the server dies is known.
+    s.admin()
+        .json(
+            "POST",
+            "/targets",
+            json!({"name": "store", "url": format!("s3://{}/small/", garage.get("S3_BUCKET")),
+                   "options": {"endpoint": format!("http://127.0.0.1:{port}"),
+                               "region": garage.get("S3_REGION"),
+                               "part": "5MiB", "concurrency": "1"},
+                   "credentials": {"type": "access-key",
+                                   "access_key_id": garage.get("S3_ACCESS_KEY_ID"),
+                                   "secret_access_key": secret}}),
+        )
+        .expect(201);
+    let shelf = tempfile::tempdir().unwrap();
+    s.admin()
+        .json(
+            "POST",
+            "/targets",
+            json!({"name": "shelf", "url": format!("dir://{}", shelf.path().display())}),
+        )
+        .expect(201);
+    let publish = |s: &Server, target: &str| -> i64 {
+        s.admin()
+            .json(
+                "POST",
+                &format!("/images/{image}/publications"),
+                json!({ "target": target }),
+            )
+            .expect(202)
+            .json()["id"]
+            .as_i64()
+            .unwrap()
+    };
+    let retry = |s: &Server, id: i64| {
+        let r = s
+            .admin()
+            .call("POST", &format!("/publications/{id}/retry"))
+            .expect(202)
+            .json();
+        assert_eq!(r["status"], "queued", "{r}");
+    };
+    let failed = |p: &Value, kind: &str, target: &str| {
+        assert_eq!(p["status"], "failed", "{p}");
+        assert_eq!(p["error_kind"], kind, "{p}");
+        let error = p["error"].as_str().unwrap();
+        assert!(error.starts_with(target), "{error}");
+        assert!(!error.contains(&secret), "{error}");
+        error.to_string()
+    };
+
+    // A directory on a small filesystem: full, with nothing left in it; retried once the
+    // filesystem has room, done.
+    let small = work.path().join("small-fs");
+    std::fs::create_dir(&small).unwrap();
+    let mount = |opts: &str| {
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", opts, "tmpfs"])
+            .arg(&small)
+            .status()
+            .unwrap();
+        assert!(ok.success(), "mounting a tmpfs (the tests run as root)");
+    };
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(&self.0).status();
+        }
+    }
+    mount("size=4m");
+    let _unmount = Unmount(small.clone());
+    s.admin()
+        .json(
+            "POST",
+            "/targets",
+            json!({"name": "tiny", "url": format!("dir://{}", small.display())}),
+        )
+        .expect(201);
+    let to_tiny = publish(&s, "tiny");
+    let error = failed(
+        &wait_publication(&s, &token, to_tiny),
+        "no-space",
+        "target tiny: ",
+    );
+    assert!(error.contains(small.to_str().unwrap()), "{error}");
+    assert_eq!(std::fs::read_dir(&small).unwrap().count(), 0, "left behind");
+    mount("remount,size=32m");
+    retry(&s, to_tiny);
+    let p = wait_publication(&s, &token, to_tiny);
+    assert_eq!(p["status"], "done", "{p}\n{}", s.log());
+    assert_eq!(file_sha256(&small.join("small.raw")), sha);
+
+    // Unreachable: the job fails, naming the target and the endpoint it could not reach.
+    let id = publish(&s, "store");
+    let error = failed(
+        &wait_publication(&s, &token, id),
+        "unreachable",
+        "target store: s3://",
+    );
+    assert!(error.contains(&format!("127.0.0.1:{port}")), "{error}");
+
+    // The endpoint answers again (through a relay on that port), but the bucket is full.
+    let rate = Arc::new(AtomicU64::new(0));
+    relay(
+        std::net::TcpListener::bind(("127.0.0.1", port)).unwrap(),
+        garage
+            .get("S3_ENDPOINT")
+            .trim_start_matches("http://")
+            .to_string(),
+        rate.clone(),
+    );
+    let garage_cli = |args: &[&str]| {
+        let out = Command::new(garage.get("GARAGE_BIN"))
+            .arg("-c")
+            .arg(garage.get("GARAGE_CONFIG"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "garage {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let bucket = garage.get("S3_BUCKET");
+    garage_cli(&["bucket", "set-quotas", "--max-size", "4MiB", bucket]);
+    retry(&s, id);
+    let error = failed(
+        &wait_publication(&s, &token, id),
+        "no-space",
+        "target store: s3://",
+    );
+    assert!(error.contains("quota"), "{error}");
+
+    // Room again, and a slow link: the server is killed once the first part is stored.
+    garage_cli(&["bucket", "set-quotas", "--max-size", "none", bucket]);
+    rate.store((2 * MIB) as u64, Ordering::Relaxed);
+    let done = publish(&s, "shelf");
+    assert_eq!(wait_publication(&s, &token, done)["status"], "done");
+    retry(&s, id);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let p = s
+            .admin()
+            .get(&format!("/publications/{id}"))
+            .expect(200)
+            .json();
+        assert!(
+            p["status"] == "queued" || p["status"] == "running",
+            "ended before it was cut: {p}"
+        );
+        if p["phase"] == "upload" && p["progress"]["bytes"].as_u64().unwrap() > 5 * MIB as u64 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{p}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    s.kill();
+    // Left as a dead process or a failed removal leaves them: resume points of a publication
+    // that is done and of one that no longer exists.
+    let data_dir = s.data_dir.clone();
+    let resume = |id: i64| data_dir.join(format!("work/publications/{id}"));
+    for gone in [done, 424242] {
+        std::fs::create_dir_all(resume(gone)).unwrap();
+        std::fs::write(resume(gone).join("point"), b"{}").unwrap();
+    }
+    assert!(resume(id).is_dir());
+
+    s.restart(Options::default());
+    let p = s
+        .admin()
+        .get(&format!("/publications/{id}"))
+        .expect(200)
+        .json();
+    assert_eq!(p["status"], "failed", "{p}");
+    assert_eq!(p["error"], "interrupted: server restarted", "{p}");
+    assert_eq!(p["error_kind"], "interrupted", "{p}");
+    assert_eq!(p["phase"], "upload", "{p}");
+    assert!(
+        !resume(done).exists(),
+        "a done publication's resume points stayed"
+    );
+    assert!(
+        !resume(424242).exists(),
+        "resume points of no publication stayed"
+    );
+    assert!(
+        resume(id).is_dir(),
+        "the interrupted one's resume points went"
+    );
+
+    // Retried, it sends only the parts the store does not hold, and the object is the image.
+    rate.store(0, Ordering::Relaxed);
+    retry(&s, id);
+    let p = wait_publication(&s, &token, id);
+    assert_eq!(p["status"], "done", "{p}\n{}", s.log());
+    assert_eq!(p["digest"], format!("sha256:{sha}"));
+    assert_eq!(p["size"], 12 * MIB);
+    // The server died within a part: the parts after the stored ones went, and only them.
+    let sent = p["sent"].as_u64().unwrap();
+    assert!(
+        [7 * MIB as u64, 2 * MIB as u64].contains(&sent),
+        "not resumed from the stored parts: {p}"
+    );
+    assert!(!resume(id).exists());
+    // A deletion takes the resume points with it, whatever left them.
+    std::fs::create_dir_all(resume(done)).unwrap();
+    s.admin()
+        .call("DELETE", &format!("/publications/{done}"))
+        .expect(204);
+    assert!(
+        !resume(done).exists(),
+        "a deleted publication's resume points stayed"
+    );
+    let client = S3Client::new(
+        "garage",
+        &S3Config {
+            endpoint: garage.get("S3_ENDPOINT").into(),
+            region: garage.get("S3_REGION").into(),
+            bucket: bucket.into(),
+            path_style: true,
+            tls: Default::default(),
+        },
+        &CoreCredentials::access_key(garage.get("S3_ACCESS_KEY_ID"), &secret),
+    )
+    .unwrap();
+    let mut h = Sha256::new();
+    std::io::copy(&mut client.get("small/small.raw", None).unwrap(), &mut h).unwrap();
+    assert_eq!(
+        hex(&h.finalize()),
+        sha,
+        "the stored object is not the image"
+    );
+    assert!(!s.log().contains(&secret));
 }

@@ -374,6 +374,14 @@ pub fn running_publications(c: &mut C) -> QueryResult<Vec<PublicationRow>> {
         .load(c)
 }
 
+/// The status of each of the given publications that exists.
+pub fn publication_statuses(c: &mut C, ids: &[i64]) -> QueryResult<Vec<(i64, String)>> {
+    publications::table
+        .filter(publications::id.eq_any(ids))
+        .select((publications::id, publications::status))
+        .load(c)
+}
+
 /// An image's format, file name, SHA-256 and status.
 pub type ImageFile = (String, Option<String>, Option<String>, String);
 
