@@ -600,35 +600,17 @@ fn host_state(canary: &Path) -> (u32, u32, u32, Vec<u8>, usize) {
     )
 }
 
-/// The attack of a hostile agent through the API: its report lists `/srv/evil` as a symlink to
-/// a host directory and then a file below it, and its overlay (matching that report) carries
-/// both. The image job fails naming the entry, and the host directory is untouched.
-#[test]
-fn an_overlay_cannot_write_through_a_symlink_out_of_the_build() {
+/// Scans `root` (an agent's machine), lets `edit` make its report hostile, adds a real bookworm
+/// package set so that the install runs as for any machine, uploads the report and a matching
+/// overlay through the API, and runs a tar.gz image job of it to its end.
+fn hostile_image_job(
+    s: &Server,
+    root: &crate::util::roots::Root,
+    machine: &str,
+    edit: impl FnOnce(&mut uforge_core::model::Report),
+) -> Value {
     use uforge_core::model::Report;
-    let s = Server::start(Backend::Sqlite);
-    let host = tempfile::tempdir_in("/var/tmp").unwrap();
-    let canary = host.path().join("canary");
-    std::fs::write(&canary, b"host secret\n").unwrap();
-    std::fs::set_permissions(&canary, std::fs::Permissions::from_mode(0o600)).unwrap();
-    let before = host_state(&canary);
-
-    // The attacker's machine: `/srv/evil` is a directory when the overlay is read, a symlink
-    // to the server's host directory in the report sent.
-    let root = small_root();
-    std::fs::write(
-        root.root.join("etc/os-release"),
-        "ID=debian\nVERSION_ID=\"12\"\nVERSION_CODENAME=bookworm\n",
-    )
-    .unwrap();
-    std::fs::create_dir_all(root.root.join("srv/evil")).unwrap();
-    std::fs::write(root.root.join("srv/evil/pwned.txt"), b"owned\n").unwrap();
-    std::fs::set_permissions(
-        root.root.join("srv/evil/pwned.txt"),
-        std::fs::Permissions::from_mode(0o4777),
-    )
-    .unwrap();
-    let scanned = root.rescan("hostile.ufr");
+    let scanned = root.rescan(&format!("{machine}.ufr"));
     let mut report = Report::load(&scanned).unwrap();
     // A real bookworm package set, from the mirror, so that the install before the reconcile
     // runs as for any machine.
@@ -645,17 +627,8 @@ fn an_overlay_cannot_write_through_a_symlink_out_of_the_build() {
             .filter(|p| p.name != "acme-agent"),
     );
     report.header.packages.sort_by(|a, b| a.name.cmp(&b.name));
-    let target = std::os::unix::ffi::OsStrExt::as_bytes(host.path().as_os_str()).to_vec();
-    let evil = report
-        .files
-        .iter_mut()
-        .find(|e| e.path == b"/srv/evil")
-        .unwrap();
-    evil.kind = FileKind::Symlink;
-    evil.mode = 0o777;
-    evil.size = target.len() as u64;
-    evil.target = Some(target);
-    let hostile = root.tmp.path().join("hostile-symlink.ufr");
+    edit(&mut report);
+    let hostile = root.tmp.path().join(format!("{machine}-hostile.ufr"));
     report.save(&hostile).unwrap();
 
     let repo = s
@@ -670,7 +643,7 @@ fn an_overlay_cannot_write_through_a_symlink_out_of_the_build() {
     s.admin()
         .call("POST", &format!("/repos/{}/sync", repo["id"]))
         .expect(200);
-    let id = new_scan(&s, "evil01");
+    let id = new_scan(s, machine);
     let analysis = s
         .admin()
         .bytes(
@@ -711,11 +684,87 @@ fn an_overlay_cannot_write_through_a_symlink_out_of_the_build() {
         assert!(Instant::now() < deadline, "{v}\n{}", s.log());
         std::thread::sleep(Duration::from_millis(250));
     };
+    job
+}
+
+/// The attack of a hostile agent through the API: its report lists `/srv/evil` as a symlink to
+/// a host directory and then a file below it, and its overlay (matching that report) carries
+/// both. The image job fails naming the entry, and the host directory is untouched.
+#[test]
+fn an_overlay_cannot_write_through_a_symlink_out_of_the_build() {
+    let s = Server::start(Backend::Sqlite);
+    let host = tempfile::tempdir_in("/var/tmp").unwrap();
+    let canary = host.path().join("canary");
+    std::fs::write(&canary, b"host secret\n").unwrap();
+    std::fs::set_permissions(&canary, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let before = host_state(&canary);
+
+    // The attacker's machine: `/srv/evil` is a directory when the overlay is read, a symlink
+    // to the server's host directory in the report sent.
+    let root = small_root();
+    std::fs::write(
+        root.root.join("etc/os-release"),
+        "ID=debian\nVERSION_ID=\"12\"\nVERSION_CODENAME=bookworm\n",
+    )
+    .unwrap();
+    std::fs::create_dir_all(root.root.join("srv/evil")).unwrap();
+    std::fs::write(root.root.join("srv/evil/pwned.txt"), b"owned\n").unwrap();
+    std::fs::set_permissions(
+        root.root.join("srv/evil/pwned.txt"),
+        std::fs::Permissions::from_mode(0o4777),
+    )
+    .unwrap();
+    let target = std::os::unix::ffi::OsStrExt::as_bytes(host.path().as_os_str()).to_vec();
+    let job = hostile_image_job(&s, &root, "evil01", |report| {
+        let evil = report
+            .files
+            .iter_mut()
+            .find(|e| e.path == b"/srv/evil")
+            .unwrap();
+        evil.kind = FileKind::Symlink;
+        evil.mode = 0o777;
+        evil.size = target.len() as u64;
+        evil.target = Some(target);
+    });
     assert_eq!(job["status"], "failed", "{job}");
     let error = job["error"].as_str().unwrap();
     assert!(error.contains("/srv/evil/pwned.txt"), "{error}");
     assert!(error.contains("/srv/evil is a symbolic link"), "{error}");
     assert_eq!(host_state(&canary), before, "the host directory changed");
     assert!(!host.path().join("pwned.txt").exists());
+    assert_eq!(count_files(&s.data_dir.join("images")), 0);
+}
+
+/// A hostile machine whose `/run` is a link to a directory of the server's host: tuning mounts a
+/// tmpfs on the image's `/run`, and mount(8) would follow the link out of the build. The job
+/// fails naming `/run`, and nothing is ever mounted over the host directory.
+#[test]
+fn a_run_link_cannot_put_a_mount_over_the_host() {
+    let s = Server::start(Backend::Sqlite);
+    let host = tempfile::tempdir_in("/var/tmp").unwrap();
+    let canary = host.path().join("canary");
+    std::fs::write(&canary, b"host secret\n").unwrap();
+    let before = host_state(&canary);
+    let root = small_root();
+    std::fs::write(
+        root.root.join("etc/os-release"),
+        "ID=debian\nVERSION_ID=\"12\"\nVERSION_CODENAME=bookworm\n",
+    )
+    .unwrap();
+    let _ = std::fs::remove_dir_all(root.root.join("run"));
+    std::os::unix::fs::symlink(host.path(), root.root.join("run")).unwrap();
+    let job = hostile_image_job(&s, &root, "evil02", |_| {});
+    assert_eq!(job["status"], "failed", "{job}");
+    let error = job["error"].as_str().unwrap();
+    assert!(
+        error.contains("/run") && error.contains("symbolic link"),
+        "{error}"
+    );
+    assert_eq!(host_state(&canary), before, "the host directory changed");
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        !mounts.contains(host.path().to_str().unwrap()),
+        "a mount over the host directory: {mounts}"
+    );
     assert_eq!(count_files(&s.data_dir.join("images")), 0);
 }

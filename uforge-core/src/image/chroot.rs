@@ -36,7 +36,25 @@ impl ChrootMounts {
 
     fn mount(&mut self, root: &Path, dir: &str, args: &[&str]) -> Result<()> {
         let at = root.join(dir);
-        std::fs::create_dir_all(&at).map_err(|e| Error::io("create", &at, e))?;
+        // The root holds the scanned machine's entries, and mount(8) follows a link from the
+        // host's `/`: a `/run` that is a link would put the tmpfs over a host directory.
+        match std::fs::symlink_metadata(&at) {
+            Ok(m) if !m.is_dir() => {
+                return Err(Error::Invalid(format!(
+                    "/{dir} of the image is not a directory ({}): it cannot be mounted on",
+                    if m.file_type().is_symlink() {
+                        "a symbolic link"
+                    } else {
+                        "another kind of file"
+                    }
+                )))
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                std::fs::create_dir(&at).map_err(|e| Error::io("create", &at, e))?
+            }
+            Err(e) => return Err(Error::io("stat", &at, e)),
+        }
         cmd::run(Command::new("mount").args(args).arg(&at))?;
         self.mounted.push(at);
         Ok(())
@@ -179,6 +197,32 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("drop_caches"), "{err}");
+    }
+
+    #[test]
+    fn a_run_that_is_a_link_is_never_mounted_on() {
+        let root = tempfile::tempdir_in("/var/tmp").unwrap();
+        let host = tempfile::tempdir_in("/var/tmp").unwrap();
+        std::fs::write(host.path().join("keep"), "host file").unwrap();
+        std::os::unix::fs::symlink(host.path(), root.path().join("run")).unwrap();
+        let err = ChrootMounts::new(root.path()).unwrap_err().to_string();
+        assert!(
+            err.contains("/run") && err.contains("symbolic link"),
+            "{err}"
+        );
+        // Nothing was mounted over the host directory: its file is still seen.
+        assert_eq!(
+            std::fs::read_to_string(host.path().join("keep")).unwrap(),
+            "host file"
+        );
+        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        assert!(!mounts.contains(host.path().to_str().unwrap()), "{mounts}");
+
+        // A directory, or nothing yet, is mounted on and undone.
+        std::fs::remove_file(root.path().join("run")).unwrap();
+        let m = ChrootMounts::new(root.path()).unwrap();
+        m.release().unwrap();
+        assert!(root.path().join("run").is_dir());
     }
 
     #[test]
