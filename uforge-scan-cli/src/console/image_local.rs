@@ -89,7 +89,9 @@ pub(super) struct Scratch(pub(super) PathBuf);
 
 impl Drop for Scratch {
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+        // A build cut short may leave its disk mounted in the scratch directory: detached
+        // first, so that the removal never reaches into a mounted filesystem.
+        let _ = uforge_core::image::chroot::remove_tree(&self.0);
     }
 }
 
