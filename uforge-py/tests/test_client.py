@@ -228,8 +228,19 @@ def test_repositories(alice, bob, flat_repo):
 
 def test_live_scan_of_a_small_root(alice, box1):
     root, result, calls = box1
-    assert set(result) == {"scan_id", "report_bytes", "analysis", "stats", "overlay", "result"}
+    assert set(result) == {
+        "scan_id",
+        "report_bytes",
+        "analysis",
+        "stats",
+        "overlay",
+        "result",
+        "skipped_files",
+        "skipped_bytes",
+    }
     assert result["result"]["status"] == "complete", result["result"]
+    # The machine's first scan: the server held none of its contents, everything was sent.
+    assert (result["skipped_files"], result["skipped_bytes"]) == (0, 0)
     assert result["result"]["recreated"] == []
     analysis = result["analysis"]
     assert isinstance(analysis, uforge.Analysis)
