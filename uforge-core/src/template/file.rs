@@ -290,3 +290,58 @@ impl BlobStore for DirBlobs {
         )))
     }
 }
+
+/// A template directory opened for checking or generating: its `files/`, and a writable
+/// store beside them holding the contents its `source` entries name (the directory itself is
+/// never written to).
+pub struct WorkingBlobs {
+    dir: DirBlobs,
+    added: crate::blobstore::LocalBlobStore,
+}
+
+impl WorkingBlobs {
+    /// The template directory's `files/`.
+    pub fn dir(&self) -> &DirBlobs {
+        &self.dir
+    }
+}
+
+/// Reads the template of `dir` ([`load`]) and stores its `source` contents in a store under
+/// `work` ([`store_sources`]), so that the returned template refers to blobs only and the
+/// returned store reads all of them.
+pub fn open_working(dir: &Path, work: &Path) -> Result<(Template, WorkingBlobs)> {
+    let (mut t, _) = load(dir)?;
+    let blobs = working(&mut t, &dir.join(FILES_DIR), work)?;
+    Ok((t, blobs))
+}
+
+/// The store of a template whose contents are in `files` (a template directory's `files/`),
+/// with its `source` contents stored under `work` and replaced by their digests in `t`.
+pub fn working(t: &mut Template, files: &Path, work: &Path) -> Result<WorkingBlobs> {
+    let blobs = WorkingBlobs {
+        added: crate::blobstore::LocalBlobStore::open(work)?,
+        dir: DirBlobs {
+            files: files.to_path_buf(),
+        },
+    };
+    store_sources(t, files, &blobs.added)?;
+    Ok(blobs)
+}
+
+impl BlobStore for WorkingBlobs {
+    fn has(&self, sha256: &[u8; 32]) -> Result<bool> {
+        Ok(self.added.has(sha256)? || self.dir.has(sha256)?)
+    }
+
+    fn open(&self, sha256: &[u8; 32]) -> Result<Box<dyn Read + Send>> {
+        if self.added.has(sha256)? {
+            self.added.open(sha256)
+        } else {
+            self.dir.open(sha256)
+        }
+    }
+
+    fn stage(&self) -> Result<Box<dyn BlobStaging>> {
+        self.added.stage()
+    }
+}

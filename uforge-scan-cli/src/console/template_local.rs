@@ -2,14 +2,13 @@
 //! machine, without a server. A scan's report and overlay become a template directory
 //! (`template.yml` + `files/`), which people edit and generate images from.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use serde_json::json;
 use uforge_core::analysis::{self, Analysis};
-use uforge_core::blobstore::{BlobStaging, BlobStore, LocalBlobStore};
+use uforge_core::blobstore::LocalBlobStore;
 use uforge_core::image::{Format, Output};
 use uforge_core::overlay::{read_overlay_for, ReadLimits};
 use uforge_core::repo::{RepoOptions, Sources};
@@ -110,7 +109,7 @@ pub fn run(cmd: LocalCmd, json_out: bool) -> Result<()> {
 }
 
 /// The directory of a template given by its `template.yml` or its directory.
-fn template_dir(file: &Path) -> &Path {
+pub(super) fn template_dir(file: &Path) -> &Path {
     if file.is_dir() {
         file
     } else {
@@ -122,14 +121,9 @@ fn template_dir(file: &Path) -> &Path {
 
 fn check(a: &CheckArgs, json_out: bool) -> Result<()> {
     let dir = template_dir(&a.file);
-    let (mut t, dir_blobs) = file::load(dir)
-        .with_context(|| format!("cannot read the template in {}", dir.display()))?;
     let work = scratch(None, &std::env::temp_dir().join("x"), "check")?;
-    let blobs = TemplateBlobs {
-        added: LocalBlobStore::open(work.0.join("blobs"))?,
-        dir: dir_blobs,
-    };
-    file::store_sources(&mut t, blobs.dir.dir(), &blobs.added)?;
+    let (t, blobs) = file::open_working(dir, &work.0.join("blobs"))
+        .with_context(|| format!("cannot read the template in {}", dir.display()))?;
     let opts = RepoOptions {
         keyring: a.keyring.clone(),
         ..RepoOptions::new(
@@ -233,57 +227,20 @@ fn from_scan(a: &FromScanArgs, json_out: bool) -> Result<()> {
     Ok(())
 }
 
-/// A template directory's `files/`, with the contents its `source` entries name stored in a
-/// scratch store beside them.
-struct TemplateBlobs {
-    dir: file::DirBlobs,
-    added: LocalBlobStore,
-}
-
-impl BlobStore for TemplateBlobs {
-    fn has(&self, sha256: &[u8; 32]) -> uforge_core::Result<bool> {
-        Ok(self.added.has(sha256)? || self.dir.has(sha256)?)
-    }
-
-    fn open(&self, sha256: &[u8; 32]) -> uforge_core::Result<Box<dyn Read + Send>> {
-        if self.added.has(sha256)? {
-            self.added.open(sha256)
-        } else {
-            self.dir.open(sha256)
-        }
-    }
-
-    fn stage(&self) -> uforge_core::Result<Box<dyn BlobStaging>> {
-        self.added.stage()
-    }
-}
-
 fn build(a: &BuildArgs, json_out: bool) -> Result<()> {
     let format: Format = a.format.parse()?;
     let target = a.image.target()?;
     let network = a.image.network()?;
-    let dir: &Path = if a.file.is_dir() {
-        &a.file
-    } else {
-        a.file
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."))
-    };
+    let dir = template_dir(&a.file);
     if a.output.exists() {
         bail!(
             "{} exists already; choose another output or remove it",
             a.output.display()
         );
     }
-    let (mut t, dir_blobs) = file::load(dir)
-        .with_context(|| format!("cannot read the template in {}", dir.display()))?;
     let work = scratch(a.work_dir.as_deref(), &a.output, "template")?;
-    let blobs = TemplateBlobs {
-        added: LocalBlobStore::open(work.0.join("blobs"))?,
-        dir: dir_blobs,
-    };
-    file::store_sources(&mut t, blobs.dir.dir(), &blobs.added)?;
+    let (t, blobs) = file::open_working(dir, &work.0.join("blobs"))
+        .with_context(|| format!("cannot read the template in {}", dir.display()))?;
     let progress = PhaseLog {
         start: std::time::Instant::now(),
         quiet: a.quiet,
