@@ -51,6 +51,13 @@ create_exception!(
     UforgeError,
     "The request cannot be carried out as given (a bad exclude, a root that is not a directory...)."
 );
+create_exception!(
+    uforge,
+    UnsatisfiableError,
+    UforgeError,
+    "A template's packages cannot be installed together from its repositories.\n\n\
+     `problems` lists each problem in one sentence naming the packages and relations at fault."
+);
 
 create_exception!(
     uforge,
@@ -86,6 +93,13 @@ pub fn to_py(e: Error) -> PyErr {
         Error::Overlay { .. } => OverlayError::new_err(msg),
         Error::PackageDb { .. } => PackageDbError::new_err(msg),
         Error::Invalid(_) => InvalidError::new_err(msg),
+        Error::Unsatisfiable { problems, .. } => {
+            let err = UnsatisfiableError::new_err(msg);
+            Python::attach(|py| match err.value(py).setattr("problems", problems) {
+                Ok(()) => err,
+                Err(set) => set,
+            })
+        }
         _ => UforgeError::new_err(msg),
     }
 }
@@ -120,6 +134,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("OverlayError", py.get_type::<OverlayError>())?;
     m.add("PackageDbError", py.get_type::<PackageDbError>())?;
     m.add("InvalidError", py.get_type::<InvalidError>())?;
+    m.add("UnsatisfiableError", py.get_type::<UnsatisfiableError>())?;
     // A class-level default, so that `status` reads None on an instance raised from Python
     // code too; errors from a server set it on the instance.
     py.get_type::<ClientError>().setattr("status", py.None())?;

@@ -13,6 +13,7 @@ mod model;
 mod overlay;
 mod progress;
 mod report;
+mod template;
 
 use pyo3::prelude::*;
 
@@ -48,6 +49,11 @@ fn uforge_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(analysis::compare, m)?)?;
 
     m.add_function(wrap_pyfunction!(overlay::write_overlay, m)?)?;
+
+    m.add_class::<template::Template>()?;
+    m.add_class::<template::CheckResult>()?;
+    m.add_class::<template::ResolvedPackage>()?;
+    m.add_class::<template::DroppedPackage>()?;
 
     m.add_class::<client::Client>()?;
     Ok(())

@@ -22,6 +22,15 @@ runs the live scan::
     result = client.run("web01", root="/")
     print(result["scan_id"], result["analysis"].missing_packages, result["result"]["recreated"])
 
+A scan imported as an appliance template (``uforge template from-scan``) is edited and
+checked from Python::
+
+    t = uforge.Template.load("web01")
+    t.add_package("redis-server")
+    t.remove_package("nano")
+    print([p.name for p in t.check(cache_dir="/var/cache/uforge").added])
+    t.save("web01")
+
 Long operations release the GIL. Paths of the scanned machine are ``bytes`` (Linux file names
 need not be UTF-8); ``FileEntry.path_str`` gives text where there is one.
 """
@@ -29,9 +38,11 @@ need not be UTF-8); ``FileEntry.path_str`` gives text where there is one.
 from ._uforge import (
     Analysis,
     AuthError,
+    CheckResult,
     Client,
     ClientError,
     DeletedFile,
+    DroppedPackage,
     Exclude,
     FileEntry,
     FileIterator,
@@ -54,9 +65,12 @@ from ._uforge import (
     RepoIndex,
     Report,
     ReportError,
+    ResolvedPackage,
     ScanError,
     ScanInfo,
+    Template,
     UforgeError,
+    UnsatisfiableError,
     User,
     __version__,
     analyze,
@@ -68,9 +82,11 @@ from ._uforge import (
 __all__ = [
     "Analysis",
     "AuthError",
+    "CheckResult",
     "Client",
     "ClientError",
     "DeletedFile",
+    "DroppedPackage",
     "Exclude",
     "FileEntry",
     "FileIterator",
@@ -93,9 +109,12 @@ __all__ = [
     "RepoIndex",
     "Report",
     "ReportError",
+    "ResolvedPackage",
     "ScanError",
     "ScanInfo",
+    "Template",
     "UforgeError",
+    "UnsatisfiableError",
     "User",
     "__version__",
     "analyze",

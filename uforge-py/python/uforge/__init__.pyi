@@ -8,9 +8,11 @@ __version__: str
 __all__ = [
     "Analysis",
     "AuthError",
+    "CheckResult",
     "Client",
     "ClientError",
     "DeletedFile",
+    "DroppedPackage",
     "Exclude",
     "FileEntry",
     "FileIterator",
@@ -33,9 +35,12 @@ __all__ = [
     "RepoIndex",
     "Report",
     "ReportError",
+    "ResolvedPackage",
     "ScanError",
     "ScanInfo",
+    "Template",
     "UforgeError",
+    "UnsatisfiableError",
     "User",
     "__version__",
     "analyze",
@@ -89,6 +94,12 @@ class PackageDbError(UforgeError):
 class InvalidError(UforgeError):
     """The request cannot be carried out as given (a bad exclude, a root that is not a
     directory...)."""
+
+class UnsatisfiableError(UforgeError):
+    """A template's packages cannot be installed together from its repositories."""
+
+    problems: list[str]
+    """Each problem in one sentence naming the packages and relations at fault."""
 
 class ClientError(UforgeError):
     """Talking to a uforge server failed: it could not be reached (connection, TLS,
@@ -562,6 +573,105 @@ def write_overlay(
 def compare(a: Report, b: Report) -> dict[str, Any]:
     """Compares two reports: ``{"packages": [{"name", "before", "after"}], "files": [{"path"
     or "path_b64", "status", "what"}]}`` (as ``uforge-scan compare --json`` prints)."""
+
+@final
+class ResolvedPackage:
+    """One package of a checked template's install set."""
+
+    name: str
+    version: str
+    """The exact version installed."""
+    arch: str
+    reason: str
+    """Why it is installed: ``pinned``, ``free``, ``ospkg`` (a My Software ``.deb``),
+    ``essential`` or ``dependency``."""
+    needed_by: Optional[str]
+    """For a ``dependency``: the package that needs it."""
+
+@final
+class DroppedPackage:
+    """A template package the check left out (an ``auto`` one the repositories no longer
+    carry or that cannot fit)."""
+
+    package: str
+    """The template's entry in apt's syntax (``name``, ``name:arch=version``)."""
+    why: str
+
+@final
+class CheckResult:
+    """The outcome of ``Template.check``: the packages that install together."""
+
+    packages: list[ResolvedPackage]
+    """Every package an image build of the template installs."""
+    added: list[ResolvedPackage]
+    """Those the template does not list: dependencies and essential packages."""
+    dropped: list[DroppedPackage]
+    """Template packages left out, and why."""
+
+@final
+class Template:
+    """An appliance template (white-box migration): OS profile, install profile, My Software,
+    boot scripts, in the file form of ``schema/uforge-template-v1.schema.json``.
+
+    Its contents (files, scripts, ``.deb``s) stay in the ``files/`` directory it was loaded
+    from; ``save`` copies them with the template. Templates compare equal when their data
+    and contents directory are."""
+
+    @staticmethod
+    def load(path: _StrPath) -> Template:
+        """Reads a template directory (``template.yml`` and ``files/``), given by the
+        directory or its ``template.yml``. Raises InvalidError naming the line and column of a
+        YAML mistake, or a content missing from ``files/``."""
+    @staticmethod
+    def from_yaml(text: str, files: Optional[_StrPath] = None) -> Template:
+        """Reads a template from the text of a ``template.yml``; ``files`` is the directory
+        its contents are in, if it has any."""
+    @staticmethod
+    def from_dict(data: dict[str, Any], files: Optional[_StrPath] = None) -> Template:
+        """Makes a template from data of the shape ``to_dict`` gives. Raises ValueError
+        naming a field of the wrong shape, InvalidError for a package listed twice and the
+        like."""
+    def to_yaml(self) -> str:
+        """The text of ``template.yml``, in canonical order (sorted, one package per line)."""
+    def to_dict(self) -> dict[str, Any]:
+        """The template as plain data: the ``stack`` of ``template.yml``."""
+    def save(self, dir: _StrPath) -> None:
+        """Writes ``files/`` (every content the template refers to) and then ``template.yml``
+        to ``dir`` (created if needed). Contents given by ``source`` are stored under their
+        digest. The template then reads its contents from ``dir``."""
+    def check(self, cache_dir: _StrPath, keyring: Optional[_StrPath] = None) -> CheckResult:
+        """Checks that the packages install together from the template's repositories
+        (signed indexes fetched and cached in ``cache_dir``): Depends, Pre-Depends,
+        Conflicts, Breaks and Provides honoured, pinned packages kept at their version, free
+        ones at the newest that fits, missing dependencies added. Raises UnsatisfiableError
+        naming the packages and relations at fault, RepoError when a repository cannot be
+        read. The GIL is released."""
+    name: str
+    version: str
+    description: str
+    @property
+    def distribution(self) -> str: ...
+    release: str
+    """Setting another release moves the template to it: repositories written with
+    ``{release}`` follow; pinned packages keep their versions (see ``unpin``)."""
+    @property
+    def arch(self) -> str: ...
+    repositories: list[str]
+    """sources.list lines; ``{release}`` stands for the release."""
+    @property
+    def packages(self) -> list[str]:
+        """The OS profile's packages in apt's syntax (``name``, ``name:arch=version``),
+        sorted."""
+    def add_package(
+        self, name: str, version: Optional[str] = None, arch: Optional[str] = None
+    ) -> None:
+        """Adds a package: free (newest at check and generation) unless ``version`` pins it.
+        An entry of the same name and architecture is replaced."""
+    def remove_package(self, name: str, arch: Optional[str] = None) -> None:
+        """Removes a package (every architecture of it unless ``arch`` says which). Raises
+        KeyError when the template does not list it."""
+    def unpin(self, names: Optional[Sequence[str]] = None) -> None:
+        """Frees pinned packages (all, or those named), as when moving to another release."""
 
 @final
 class Client:
