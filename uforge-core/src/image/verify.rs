@@ -73,19 +73,30 @@ pub fn verify(
     std::fs::create_dir_all(work).map_err(|e| Error::io("create", work, e))?;
     let header = ReportReader::open(report)?.header().clone();
     let scanned = work.join("image.report");
+    let (entries, in_image_log) = with_image_root(image, work, |root| {
+        let entries = scan_like(root, &header, &scanned)?.entries;
+        Ok((entries, tuning_log_of(root)))
+    })?;
+    finish(report, &scanned, entries, log, in_image_log)
+}
+
+/// Runs `f` on the root filesystem inside `image` (see [`verify`] for the forms read),
+/// unpacked or mounted under `work` and removed or unmounted afterwards.
+pub(crate) fn with_image_root<T>(
+    image: &Path,
+    work: &Path,
+    f: impl FnOnce(&Path) -> Result<T>,
+) -> Result<T> {
+    std::fs::create_dir_all(work).map_err(|e| Error::io("create", work, e))?;
     if image.is_dir() {
         // An unpacked root (`umoci unpack`, a mounted disk).
-        let stats = scan_like(image, &header, &scanned)?;
-        let in_image = tuning_log_of(image);
-        return finish(report, &scanned, stats.entries, log, in_image);
+        return f(image);
     }
     let mut magic = [0u8; 512];
     let n = std::fs::File::open(image)
         .and_then(|mut f| f.read(&mut magic))
         .map_err(|e| Error::io("read", image, e))?;
     let mnt = work.join("image-root");
-    let in_image_log;
-    let entries;
     if n >= 2 && magic[..2] == [0x1f, 0x8b] {
         let _ = std::fs::remove_dir_all(&mnt);
         std::fs::create_dir_all(&mnt).map_err(|e| Error::io("create", &mnt, e))?;
@@ -96,38 +107,36 @@ pub fn verify(
                 .arg("-C")
                 .arg(&mnt),
         )?;
-        entries = scan_like(&mnt, &header, &scanned)?.entries;
-        in_image_log = tuning_log_of(&mnt);
+        let res = f(&mnt);
         let _ = std::fs::remove_dir_all(&mnt);
-    } else {
-        let disk = disk_of(image, &magic[..n], work)?;
-        let raw = work.join("image.raw");
-        let raw_path = if qemu_format(&disk)? == "raw" {
-            disk.clone()
-        } else {
-            cmd::run(
-                Command::new("qemu-img")
-                    .args(["convert", "-O", "raw"])
-                    .arg(&disk)
-                    .arg(&raw),
-            )?;
-            raw.clone()
-        };
-        let att = Attached::mount_root(&raw_path, &mnt)?;
-        entries = scan_like(&mnt, &header, &scanned)?.entries;
-        in_image_log = tuning_log_of(&mnt);
-        drop(att);
-        let _ = std::fs::remove_file(&raw);
-        if disk != image {
-            let _ = std::fs::remove_file(&disk);
-        }
+        return res;
     }
-    finish(report, &scanned, entries, log, in_image_log)
+    let disk = disk_of(image, &magic[..n], work)?;
+    let raw = work.join("image.raw");
+    let raw_path = if qemu_format(&disk)? == "raw" {
+        disk.clone()
+    } else {
+        cmd::run(
+            Command::new("qemu-img")
+                .args(["convert", "-O", "raw"])
+                .arg(&disk)
+                .arg(&raw),
+        )?;
+        raw.clone()
+    };
+    let att = Attached::mount_root(&raw_path, &mnt)?;
+    let res = f(&mnt);
+    drop(att);
+    let _ = std::fs::remove_file(&raw);
+    if disk != image {
+        let _ = std::fs::remove_file(&disk);
+    }
+    res
 }
 
 /// The tuning log inside the image root `root`, read with the root's links resolved in it:
 /// an image whose log is a link to `/etc/shadow` must not make us read the host's.
-fn tuning_log_of(root: &Path) -> Option<Vec<u8>> {
+pub(crate) fn tuning_log_of(root: &Path) -> Option<Vec<u8>> {
     let dir = RootDir::open(root, Links::InRoot).ok()?.crossing_mounts();
     dir.read(TuningLog::IN_IMAGE.as_bytes(), 256 << 20).ok()
 }

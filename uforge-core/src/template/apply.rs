@@ -210,6 +210,30 @@ pub(crate) fn accounts(root: &Path, p: &InstallProfile) -> Result<()> {
     Ok(())
 }
 
+/// The files [`profile`] may write whatever a component put there (it runs after My
+/// Software): what a comparison with the template takes from the profile rather than from a
+/// component. Users' `authorized_keys` are not listed.
+pub(crate) fn profile_paths(p: &InstallProfile) -> Vec<&'static str> {
+    let mut paths = vec![
+        "/etc/timezone",
+        "/etc/localtime",
+        "/etc/ssh/sshd_config.d/50-uforge-root-login.conf",
+    ];
+    if p.keyboard.is_some() {
+        paths.push("/etc/default/keyboard");
+    }
+    if p.locale.is_some() {
+        paths.extend(["/etc/default/locale", "/etc/locale.gen"]);
+    }
+    if p.hostname.is_some() {
+        paths.extend(["/etc/hostname", "/etc/hosts"]);
+    }
+    if !p.network.is_empty() {
+        paths.push(IFUPDOWN);
+    }
+    paths
+}
+
 /// Writes the rest of the install profile: time zone, keyboard, locale, host name, network,
 /// root's SSH policy and the users' authorised keys.
 pub(crate) fn profile(root: &Path, p: &InstallProfile) -> Result<()> {

@@ -302,13 +302,13 @@ fn kernel_arch(dpkg: &str) -> &str {
 }
 
 /// The image's users and groups by name, read once packages and accounts are in place.
-struct Ids {
-    users: HashMap<String, u32>,
-    groups: HashMap<String, u32>,
+pub(super) struct Ids {
+    pub(super) users: HashMap<String, u32>,
+    pub(super) groups: HashMap<String, u32>,
 }
 
 impl Ids {
-    fn read(dir: &RootDir) -> Result<Ids> {
+    pub(super) fn read(dir: &RootDir) -> Result<Ids> {
         let table = |path: &[u8]| -> Result<HashMap<String, u32>> {
             let text = match dir.read(path, 16 << 20) {
                 Ok(t) => t,
@@ -330,6 +330,18 @@ impl Ids {
             groups: table(b"/etc/group")?,
         })
     }
+
+    /// The ids a component file is owned by in the image: by name where the image has the
+    /// name, else the source's numbers.
+    pub(super) fn owner_of(&self, f: &SoftwareFile) -> (u32, u32) {
+        let by_name = |n: &Option<String>, t: &HashMap<String, u32>| {
+            n.as_ref().and_then(|n| t.get(n)).copied()
+        };
+        (
+            by_name(&f.owner, &self.users).unwrap_or(f.uid),
+            by_name(&f.group, &self.groups).unwrap_or(f.gid),
+        )
+    }
 }
 
 /// A component file as the entry [`reconcile::place`] writes: owned by name where the image
@@ -339,18 +351,7 @@ fn entry_of(f: &SoftwareFile, ids: &Ids) -> FileEntry {
         Some(Content::Blob { sha256, size }) => (Some(*sha256), *size),
         _ => (None, 0),
     };
-    let uid = f
-        .owner
-        .as_ref()
-        .and_then(|n| ids.users.get(n))
-        .copied()
-        .unwrap_or(f.uid);
-    let gid = f
-        .group
-        .as_ref()
-        .and_then(|n| ids.groups.get(n))
-        .copied()
-        .unwrap_or(f.gid);
+    let (uid, gid) = ids.owner_of(f);
     let mtime = f.mtime.unwrap_or_else(|| {
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)

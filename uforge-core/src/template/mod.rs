@@ -24,7 +24,7 @@
 //! install -> My Software (files, `ospkgs`, scripts, `removed`) -> install profile -> boot
 //! scripts (a systemd unit runs the first-boot ones once per machine and the every-boot ones
 //! at each boot, in [`BootScript::run_order`], as root, after My Software is in place) ->
-//! tuning -> write.
+//! tuning -> write. [`verify`] checks that an image is what its template states.
 
 mod apply;
 mod boot;
@@ -36,6 +36,7 @@ mod install;
 mod os;
 mod software;
 pub mod solve;
+pub mod verify;
 
 #[cfg(test)]
 mod tests;

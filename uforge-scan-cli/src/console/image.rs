@@ -31,8 +31,9 @@ pub enum ImageCmd {
     /// Build an image on this machine from a report and its overlay, without a server
     /// (needs root: loop devices, mounts, chroots).
     Build(Box<super::image_local::BuildArgs>),
-    /// List every difference between an image's filesystem and the scanned machine that the
-    /// image's tuning log does not explain; exit status 1 if there is any.
+    /// List every difference between an image's filesystem and the scanned machine (or, with
+    /// `--template`, what its template states) that the image's tuning log does not explain;
+    /// exit status 1 if there is any.
     Verify(super::image_local::VerifyArgs),
     /// Ask the server to build an image of a complete scan (the job runs in the background).
     Generate {

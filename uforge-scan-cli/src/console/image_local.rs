@@ -11,6 +11,7 @@ use uforge_core::blobstore::LocalBlobStore;
 use uforge_core::image::{self, naming, verify::Verification, BuildSpec, Format};
 use uforge_core::repo::Sources;
 use uforge_core::report::ReportReader;
+use uforge_core::template::{file, verify};
 
 use super::image_options::ImageOptions;
 
@@ -55,12 +56,17 @@ pub struct VerifyArgs {
     /// The image: a disk image in any format qemu-img reads, an OVA, a tar.gz, or a directory
     /// holding an unpacked root (`umoci unpack`).
     pub image: PathBuf,
-    /// The scan's report.
-    #[arg(long, value_name = "REPORT")]
-    pub report: PathBuf,
+    /// The scan's report: the image must be the scanned machine plus its logged tuning.
+    #[arg(long, value_name = "REPORT", required_unless_present = "template")]
+    pub report: Option<PathBuf>,
     /// The tuning log (default: the one inside the image).
     #[arg(long, value_name = "FILE")]
     pub tuning_log: Option<PathBuf>,
+    /// The template the image was generated from (its `template.yml` or directory) instead
+    /// of a scan: the image must have its packages, My Software files and removals, boot
+    /// scripts, time zone, host name and accounts.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["report", "tuning_log"])]
+    pub template: Option<PathBuf>,
     /// Scratch directory (default: a temporary directory).
     #[arg(long, value_name = "DIR")]
     pub work_dir: Option<PathBuf>,
@@ -247,23 +253,16 @@ pub fn verify(a: &VerifyArgs, json_out: bool) -> Result<()> {
         &std::env::temp_dir().join("x"),
         "verify",
     )?;
-    let v: Verification =
-        image::verify::verify(&a.image, &a.report, a.tuning_log.as_deref(), &work.0)
-            .with_context(|| format!("cannot verify {}", a.image.display()))?;
+    let Some(report) = &a.report else {
+        let template = a.template.as_deref().expect("clap requires one");
+        return verify_template(&a.image, template, &work.0, json_out);
+    };
+    let v: Verification = image::verify::verify(&a.image, report, a.tuning_log.as_deref(), &work.0)
+        .with_context(|| format!("cannot verify {}", a.image.display()))?;
     if json_out {
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
-        for d in &v.unexplained {
-            println!("{:<8} {} {}", d.status, d.path, d.what.join(","));
-        }
-        for p in &v.unexplained_packages {
-            println!(
-                "package  {} {} -> {}",
-                p.name,
-                p.before.as_deref().unwrap_or("-"),
-                p.after.as_deref().unwrap_or("-")
-            );
-        }
+        print_differences(&v.unexplained, &v.unexplained_packages, (",", "-"));
         eprintln!(
             "{} entries compared: {} unexplained differences, {} explained by the tuning log, \
              {} unexplained package differences",
@@ -288,6 +287,59 @@ pub fn verify(a: &VerifyArgs, json_out: bool) -> Result<()> {
     if !v.is_faithful() {
         bail!(
             "{} differences from the scan are not explained by the tuning log",
+            v.unexplained.len() + v.unexplained_packages.len()
+        );
+    }
+    Ok(())
+}
+
+/// One line per difference, then one per package difference: `what` joined by `sep`, a
+/// package the image lacks shown as `absent`.
+fn print_differences(
+    files: &[image::verify::Difference],
+    packages: &[uforge_core::analysis::PackageChange],
+    (sep, absent): (&str, &str),
+) {
+    for d in files {
+        println!("{:<8} {} {}", d.status, d.path, d.what.join(sep));
+    }
+    for p in packages {
+        println!(
+            "package  {} {} -> {}",
+            p.name,
+            p.before.as_deref().unwrap_or("-"),
+            p.after.as_deref().unwrap_or(absent)
+        );
+    }
+}
+
+/// `uforge image verify --template`: fails (exit status 1) when the image does not meet a
+/// statement of the template.
+fn verify_template(image: &Path, template: &Path, work: &Path, json_out: bool) -> Result<()> {
+    let dir = super::template_local::template_dir(template);
+    let (t, _blobs) = file::open_working(dir, &work.join("blobs"))
+        .with_context(|| format!("cannot read the template in {}", dir.display()))?;
+    let v = verify::verify_template(image, &t, work)
+        .with_context(|| format!("cannot verify {}", image.display()))?;
+    if json_out {
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        print_differences(&v.unexplained, &v.unexplained_packages, (", ", "absent"));
+        eprintln!(
+            "{} {}: {} paths and {} packages checked: {} paths and {} packages differ",
+            t.name,
+            t.version,
+            v.entries,
+            v.packages,
+            v.unexplained.len(),
+            v.unexplained_packages.len()
+        );
+    }
+    if !v.is_faithful() {
+        bail!(
+            "the image differs from template {} {} in {} ways",
+            t.name,
+            t.version,
             v.unexplained.len() + v.unexplained_packages.len()
         );
     }
