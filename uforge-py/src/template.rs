@@ -308,11 +308,12 @@ impl Template {
     }
 
     /// Adds a package to the OS profile: free (the newest version at check and generation)
-    /// unless `version` pins it. An entry of the same name and architecture is replaced.
+    /// unless `version` pins it. Entries of the same name (of that architecture when `arch` is
+    /// given) are replaced.
     #[pyo3(signature = (name, version = None, arch = None))]
     fn add_package(&mut self, name: String, version: Option<String>, arch: Option<String>) {
         let pkgs = &mut self.t.os.pkgs;
-        pkgs.retain(|p| !(p.name == name && p.arch == arch));
+        pkgs.retain(|p| !(p.name == name && (arch.is_none() || p.arch == arch)));
         pkgs.push(PackageSpec {
             name,
             version,

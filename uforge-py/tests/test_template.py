@@ -77,6 +77,10 @@ def test_edit_check_and_save(template_dir, tmp_path):
     assert victim not in t.packages and len(t.packages) == before
     with pytest.raises(KeyError, match="no-such-package-uforge"):
         t.remove_package("no-such-package-uforge")
+    # Adding a package the template pins frees it: one entry, no version.
+    pinned = next(p for p in t.packages if p.startswith("tzdata:"))
+    t.add_package("tzdata")
+    assert pinned not in t.packages and "tzdata" in t.packages
     t.version = "2"
     res = t.check(cache_dir=REPO_CACHE)
     names = {p.name: p for p in res.packages}

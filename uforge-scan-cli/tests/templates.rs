@@ -15,6 +15,8 @@ use crate::util::*;
 
 /// The package the edit removes (nothing of the fixture depends on it).
 const REMOVED: &str = "keyboard-configuration";
+/// The disk size the edit asks for.
+const DISK_MIB: u64 = 6144;
 
 /// Waits until the every-boot script's page says it ran `boots` times, and returns it.
 fn wait_facts(vm: &mut Vm, boots: u32) -> String {
@@ -63,6 +65,19 @@ fn edit(dir: &Path) {
         }
     }
     assert!(removed, "{REMOVED} is not in the template: {text}");
+    // A disk larger than the one sized for the contents (4 GiB here).
+    let mut out = match out.find("\n    disk:\n") {
+        Some(at) => {
+            let at = at + "\n    disk:\n".len();
+            format!("{}      size_mib: {DISK_MIB}\n{}", &out[..at], &out[at..])
+        }
+        None => out.replacen(
+            "\n  installation:\n",
+            &format!("\n  installation:\n    disk: {{size_mib: {DISK_MIB}}}\n"),
+            1,
+        ),
+    };
+    assert!(out.contains(&format!("size_mib: {DISK_MIB}")), "{out}");
     assert!(
         !out.contains("\n  config:"),
         "the import has boot scripts already"
@@ -200,6 +215,77 @@ fn edited_template_generates_an_image_that_boots_twice() {
         "{log:#}"
     );
     run_ok(Command::new("qemu-img").arg("check").arg(&image));
+    let info: Value = serde_json::from_slice(
+        &run_ok(
+            Command::new("qemu-img")
+                .args(["info", "--output=json"])
+                .arg(&image),
+        )
+        .stdout,
+    )
+    .unwrap();
+    assert_eq!(info["virtual-size"], DISK_MIB << 20, "{info:#}");
+
+    // The image is what its template states (checked before a boot changes it)...
+    let out = uforge()
+        .args(["--json", "image", "verify", "--template"])
+        .arg(&yml)
+        .arg(&image)
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!("{e}: {}", String::from_utf8_lossy(&out.stderr));
+    });
+    assert!(out.status.success(), "{v:#}");
+    assert!(v["unexplained"].as_array().unwrap().is_empty(), "{v:#}");
+    assert!(
+        v["unexplained_packages"].as_array().unwrap().is_empty(),
+        "{v:#}"
+    );
+    assert!(v["entries"].as_u64().unwrap() > 100, "{v:#}");
+    // ...and not what another template states: a mode, the time zone and a package.
+    let other = work.path().join("other");
+    std::fs::create_dir(&other).unwrap();
+    std::fs::write(
+        other.join("template.yml"),
+        edited
+            .replace("timezone: Asia/Tokyo", "timezone: Europe/Paris")
+            .replace("mode: \"0750\", owner", "mode: \"0700\", owner")
+            .replace(
+                "    - {name: redis-server}\n",
+                &format!("    - {{name: redis-server}}\n    - {{name: {REMOVED}}}\n"),
+            ),
+    )
+    .unwrap();
+    run_ok(
+        Command::new("cp")
+            .arg("-al")
+            .arg(dir.join("files"))
+            .arg(&other),
+    );
+    let out = uforge()
+        .args(["image", "verify", "--template"])
+        .arg(&other)
+        .arg(&image)
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(!out.status.success(), "{stdout}{stderr}");
+    for want in [
+        "modified /opt/extras/tool mode: 700 expected, 750 found",
+        "modified /etc/timezone content",
+        "modified /etc/localtime target: a link to /usr/share/zoneinfo/Europe/Paris expected",
+        &format!("package  {REMOVED} any version -> absent"),
+    ] {
+        assert!(stdout.contains(want), "{want:?} not in:\n{stdout}{stderr}");
+    }
+    assert!(
+        stderr.contains("differs from template web01 1 in 4 ways"),
+        "{stderr}"
+    );
 
     // First boot, SeaBIOS, writing to the image itself.
     let mut vm = Vm::start(&image, "qcow2", false, work.path(), false, "192.0.2.20");

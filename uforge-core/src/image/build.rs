@@ -123,6 +123,9 @@ pub struct Prepared {
     pub kernel_params: Vec<String>,
     /// The /usr layout the install gives the root.
     pub layout: UsrLayout,
+    /// The disk size asked for, in bytes (a template's `installation.disk.size_mib`); `None`:
+    /// sized for the content.
+    pub disk_size: Option<u64>,
 }
 
 /// How a build fills a fresh root: the pluggable step between making the disk and tuning it.
@@ -198,6 +201,7 @@ impl Populate for FromScan<'_> {
             sources: release_sources,
             kernel_params: Vec::new(),
             layout,
+            disk_size: None,
         })
     }
 
@@ -319,7 +323,22 @@ fn build_inner(
     }
     let raw = spec.work_dir.join("disk.raw");
     let mut disk = if spec.format.is_disk() {
-        Some(Disk::create(&raw, disk::size_for(content), &root)?)
+        let size = match prepared.disk_size {
+            Some(asked) => {
+                let least = disk::least_size_for(content);
+                if asked < least {
+                    return Err(Error::Invalid(format!(
+                        "installation.disk.size_mib: {} MiB is smaller than the {} MiB the \
+                         image's contents need",
+                        asked >> 20,
+                        least.div_ceil(1 << 20)
+                    )));
+                }
+                asked
+            }
+            None => disk::size_for(content),
+        };
+        Some(Disk::create(&raw, size, &root)?)
     } else {
         std::fs::create_dir_all(&root).map_err(|e| Error::io("create", &root, e))?;
         None

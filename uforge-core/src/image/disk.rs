@@ -52,8 +52,14 @@ pub struct Disk {
 /// overhead, and what tuning installs (kernel, bootloader, agents), rounded up to a GiB.
 pub fn size_for(content_bytes: u64) -> u64 {
     const GIB: u64 = 1 << 30;
-    let need = content_bytes + content_bytes / 4 + 2 * GIB + ROOT_START + TAIL;
-    need.div_ceil(GIB) * GIB
+    (least_size_for(content_bytes) + 3 * GIB / 2).div_ceil(GIB) * GIB
+}
+
+/// The smallest disk a size asked for (a template's) may be: room for `content_bytes` of
+/// files, filesystem overhead and what tuning installs (a kernel and its initramfs, the
+/// bootloader), with little to spare.
+pub fn least_size_for(content_bytes: u64) -> u64 {
+    content_bytes + content_bytes / 4 + (512 << 20) + ROOT_START + TAIL
 }
 
 impl Disk {

@@ -159,6 +159,7 @@ impl Populate for FromTemplate<'_> {
             kernel_params: t.install.kernel_params.clone(),
             // A template names no layout: the install gives the root its release's own.
             layout: Default::default(),
+            disk_size: t.install.disk.size_mib.map(|m| m.saturating_mul(1 << 20)),
         })
     }
 

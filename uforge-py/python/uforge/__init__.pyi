@@ -666,7 +666,8 @@ class Template:
         self, name: str, version: Optional[str] = None, arch: Optional[str] = None
     ) -> None:
         """Adds a package: free (newest at check and generation) unless ``version`` pins it.
-        An entry of the same name and architecture is replaced."""
+        Entries of the same name (of that architecture when ``arch`` is given) are
+        replaced."""
     def remove_package(self, name: str, arch: Optional[str] = None) -> None:
         """Removes a package (every architecture of it unless ``arch`` says which). Raises
         KeyError when the template does not list it."""
