@@ -238,8 +238,7 @@ pub(crate) fn profile_paths(p: &InstallProfile) -> Vec<&'static str> {
 /// root's SSH policy and the users' authorised keys.
 pub(crate) fn profile(root: &Path, p: &InstallProfile) -> Result<()> {
     let dir = open(root)?;
-    let tz = p.timezone.as_deref().unwrap_or("Etc/UTC");
-    let zone = format!("/usr/share/zoneinfo/{tz}");
+    let (tz, zone) = zone_of(p);
     if tz.contains("..") || !dir.is_file(zone.as_bytes()) {
         return Err(Error::Invalid(format!(
             "installation.timezone: {tz} is not a time zone of the image (tzdata has no {zone})"
@@ -510,6 +509,40 @@ fn unit() -> String {
     )
 }
 
+/// Where each boot script is installed, in run order: `BOOT_DIR/firstboot/NNNN-name` or
+/// `BOOT_DIR/everyboot/NNNN-name`, `NNNN` its position in the whole run order, so that the
+/// runner's glob order is the run order.
+pub(crate) fn boot_script_paths(scripts: &[BootScript]) -> Vec<(String, &BootScript)> {
+    let mut sorted: Vec<&BootScript> = scripts.iter().collect();
+    sorted.sort_by(|a, b| a.run_order(b));
+    sorted
+        .into_iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let sub = match s.frequency {
+                Frequency::Firstboot => "firstboot",
+                Frequency::Everyboot => "everyboot",
+            };
+            (format!("{BOOT_DIR}/{sub}/{i:04}-{}", s.name), s)
+        })
+        .collect()
+}
+
+/// The boot scripts' unit file and the link that enables it.
+pub(crate) fn unit_paths() -> (String, String) {
+    (
+        format!("/etc/systemd/system/{BOOT_UNIT}"),
+        format!("/etc/systemd/system/multi-user.target.wants/{BOOT_UNIT}"),
+    )
+}
+
+/// The profile's time zone (`Etc/UTC` when it names none) and the zone file
+/// `/etc/localtime` links to.
+pub(crate) fn zone_of(p: &InstallProfile) -> (&str, String) {
+    let tz = p.timezone.as_deref().unwrap_or("Etc/UTC");
+    (tz, format!("/usr/share/zoneinfo/{tz}"))
+}
+
 /// Installs the boot scripts (`BOOT_DIR/firstboot/NNNN-name`, `BOOT_DIR/everyboot/...`, in
 /// run order), their runner and the enabled [`BOOT_UNIT`]. Nothing is written when there are
 /// none.
@@ -522,14 +555,8 @@ pub(crate) fn boot_scripts(
         return Ok(());
     }
     let dir = open(root)?;
-    let mut sorted: Vec<&BootScript> = scripts.iter().collect();
-    sorted.sort_by(|a, b| a.run_order(b));
     let mut seen = BTreeSet::new();
-    for (i, s) in sorted.iter().enumerate() {
-        let sub = match s.frequency {
-            Frequency::Firstboot => "firstboot",
-            Frequency::Everyboot => "everyboot",
-        };
+    for (path, s) in boot_script_paths(scripts) {
         if !seen.insert(&s.name) {
             return Err(Error::Invalid(format!(
                 "config: boot script {} is listed twice",
@@ -537,16 +564,13 @@ pub(crate) fn boot_scripts(
             )));
         }
         let body = content(blobs, &s.content, &format!("boot script {}", s.name))?;
-        // The position in the whole run order, so that the shell's glob order is it.
-        let path = format!("{BOOT_DIR}/{sub}/{i:04}-{}", s.name);
         write(&dir, &path, &body, 0o755)?;
         dir.node(path.as_bytes())?.chmod(0o755)?;
     }
     let run = format!("{BOOT_DIR}/run");
     write(&dir, &run, runner().as_bytes(), 0o755)?;
-    let unit_path = format!("/etc/systemd/system/{BOOT_UNIT}");
+    let (unit_path, wants) = unit_paths();
     write(&dir, &unit_path, unit().as_bytes(), 0o644)?;
-    let wants = format!("/etc/systemd/system/multi-user.target.wants/{BOOT_UNIT}");
     dir.create_dir_all(b"/etc/systemd/system/multi-user.target.wants", 0o755)?;
     match dir.remove_file(wants.as_bytes()) {
         Ok(()) => {}

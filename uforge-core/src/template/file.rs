@@ -299,13 +299,6 @@ pub struct WorkingBlobs {
     added: crate::blobstore::LocalBlobStore,
 }
 
-impl WorkingBlobs {
-    /// The template directory's `files/`.
-    pub fn dir(&self) -> &DirBlobs {
-        &self.dir
-    }
-}
-
 /// Reads the template of `dir` ([`load`]) and stores its `source` contents in a store under
 /// `work` ([`store_sources`]), so that the returned template refers to blobs only and the
 /// returned store reads all of them.

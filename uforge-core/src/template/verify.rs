@@ -18,9 +18,9 @@ use std::path::Path;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use super::apply::{profile_paths, BOOT_DIR, BOOT_UNIT};
+use super::apply::{boot_script_paths, profile_paths, unit_paths, zone_of};
 use super::generate::Ids;
-use super::{BootScript, Content, Frequency, SoftwareFile, Template};
+use super::{Content, SoftwareFile, Template};
 use crate::analysis::PackageChange;
 use crate::fsroot::{Links, RootDir};
 use crate::image::reconcile::scan_like;
@@ -56,16 +56,16 @@ impl TemplateVerification {
 }
 
 /// What one path of the image must be.
-enum Expect {
+enum Expect<'t> {
     /// A My Software file.
-    File(SoftwareFile),
+    File(&'t SoftwareFile),
     /// A file written by the generation (boot scripts, profile files): this content and,
     /// when given, this mode.
     Written { sha256: [u8; 32], mode: Option<u32> },
     /// A symbolic link to this target.
     Link(Vec<u8>),
-    /// Removed by a component.
-    Absent(String),
+    /// Removed by this component.
+    Absent(&'t str),
 }
 
 /// Compares the image `image` (any form [`crate::image::verify::verify`] reads) with
@@ -85,7 +85,7 @@ pub fn verify_template(image: &Path, t: &Template, work: &Path) -> Result<Templa
     };
     let explained = log.explained();
     let mut out = TemplateVerification::default();
-    let mut expect = expectations(t);
+    let expect = expectations(t);
     out.entries = expect.len() as u64;
 
     let mut report = ReportReader::open(&scanned)?;
@@ -160,7 +160,6 @@ pub fn verify_template(image: &Path, t: &Template, work: &Path) -> Result<Templa
             what: Vec::new(),
         });
     }
-    expect.clear();
 
     for u in &t.install.users {
         match ids.users.get(&u.name) {
@@ -218,14 +217,14 @@ pub fn verify_template(image: &Path, t: &Template, work: &Path) -> Result<Templa
 
 /// Every path the template states something about, the later statement winning (a path a
 /// component removes and a later one puts back must be there).
-fn expectations(t: &Template) -> HashMap<RawPath, Expect> {
+fn expectations(t: &Template) -> HashMap<RawPath, Expect<'_>> {
     let mut x = HashMap::new();
     for c in &t.software {
         for p in &c.removed {
-            x.insert(p.clone(), Expect::Absent(c.name.clone()));
+            x.insert(p.clone(), Expect::Absent(&c.name));
         }
         for f in &c.files {
-            x.insert(f.path.clone(), Expect::File(f.clone()));
+            x.insert(f.path.clone(), Expect::File(f));
         }
     }
     // The profile is applied after My Software: what it writes is its own, whatever a
@@ -233,51 +232,31 @@ fn expectations(t: &Template) -> HashMap<RawPath, Expect> {
     for p in profile_paths(&t.install) {
         x.remove(p.as_bytes());
     }
-    let digest = |b: &[u8]| -> [u8; 32] { Sha256::digest(b).into() };
-    let tz = t.install.timezone.as_deref().unwrap_or("Etc/UTC");
-    x.insert(
-        b"/etc/timezone".to_vec(),
-        Expect::Written {
-            sha256: digest(format!("{tz}\n").as_bytes()),
-            mode: None,
-        },
-    );
-    x.insert(
-        b"/etc/localtime".to_vec(),
-        Expect::Link(format!("/usr/share/zoneinfo/{tz}").into_bytes()),
-    );
+    let written = |text: String| Expect::Written {
+        sha256: Sha256::digest(text.as_bytes()).into(),
+        mode: None,
+    };
+    let (tz, zone) = zone_of(&t.install);
+    x.insert(b"/etc/timezone".to_vec(), written(format!("{tz}\n")));
+    x.insert(b"/etc/localtime".to_vec(), Expect::Link(zone.into_bytes()));
     if let Some(h) = &t.install.hostname {
-        x.insert(
-            b"/etc/hostname".to_vec(),
-            Expect::Written {
-                sha256: digest(format!("{h}\n").as_bytes()),
-                mode: None,
-            },
-        );
+        x.insert(b"/etc/hostname".to_vec(), written(format!("{h}\n")));
     }
     if !t.boot_scripts.is_empty() {
-        let mut sorted: Vec<&BootScript> = t.boot_scripts.iter().collect();
-        sorted.sort_by(|a, b| a.run_order(b));
-        for (i, s) in sorted.iter().enumerate() {
-            let sub = match s.frequency {
-                Frequency::Firstboot => "firstboot",
-                Frequency::Everyboot => "everyboot",
-            };
+        for (path, s) in boot_script_paths(&t.boot_scripts) {
             if let Content::Blob { sha256, .. } = &s.content {
+                let mode = Some(0o755);
                 x.insert(
-                    format!("{BOOT_DIR}/{sub}/{i:04}-{}", s.name).into_bytes(),
+                    path.into_bytes(),
                     Expect::Written {
                         sha256: *sha256,
-                        mode: Some(0o755),
+                        mode,
                     },
                 );
             }
         }
-        let unit = format!("/etc/systemd/system/{BOOT_UNIT}");
-        x.insert(
-            format!("/etc/systemd/system/multi-user.target.wants/{BOOT_UNIT}").into_bytes(),
-            Expect::Link(unit.into_bytes()),
-        );
+        let (unit, wants) = unit_paths();
+        x.insert(wants.into_bytes(), Expect::Link(unit.into_bytes()));
     }
     x
 }
@@ -338,6 +317,7 @@ mod tests {
 
     use super::*;
     use crate::template::file::from_yaml;
+    use crate::template::{BOOT_DIR, BOOT_UNIT};
 
     fn hex(b: &[u8]) -> String {
         Sha256::digest(b)
